@@ -1,0 +1,115 @@
+//! # cqrs-core
+//!
+//! Event sourcing and CQRS for Rust, declared with derive macros on plain enums and
+//! structs. This crate is the runtime: the [`Aggregate`], [`DomainEvent`] and [`Command`]
+//! traits the derives implement, the event envelope and [`Metadata`], payload
+//! [codecs](codec), the [`EventStore`] contract with its adapters, and the command runtime
+//! [`Cqrs`] (load → handle → append → apply, with an aggregate cache, conflict retries,
+//! middleware and tracing).
+//!
+//! ```
+//! use cqrs_core::prelude::*;
+//!
+//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+//! enum AccountEvent {
+//!     Opened { owner: String },
+//!     Deposited { amount: u64, balance: u64 },
+//! }
+//!
+//! #[derive(Debug, Clone, PartialEq, Command)]
+//! enum AccountCommand {
+//!     Open { owner: String },
+//!     Deposit { amount: u64 },
+//! }
+//!
+//! #[derive(Debug, PartialEq, thiserror::Error)]
+//! enum AccountError {
+//!     #[error("the account is already open")]
+//!     AlreadyOpen,
+//!     #[error("the account is not open")]
+//!     NotOpen,
+//! }
+//!
+//! #[derive(Debug, Default, Clone, PartialEq, Aggregate)]
+//! #[aggregate(command = AccountCommand, event = AccountEvent, error = AccountError)]
+//! struct Account { open: bool, balance: u64 }
+//!
+//! #[aggregate_impl]
+//! impl Account {
+//!     #[handle]
+//!     fn open(&self, owner: String) -> Result<AccountEvent, AccountError> {
+//!         if self.open { return Err(AccountError::AlreadyOpen); }
+//!         Ok(AccountEvent::Opened { owner })
+//!     }
+//!
+//!     #[handle]
+//!     fn deposit(&self, amount: u64) -> Result<AccountEvent, AccountError> {
+//!         if !self.open { return Err(AccountError::NotOpen); }
+//!         Ok(AccountEvent::Deposited { amount, balance: self.balance + amount })
+//!     }
+//!
+//!     #[apply]
+//!     fn opened(&mut self) { self.open = true; }
+//!
+//!     #[apply]
+//!     fn deposited(&mut self, balance: &u64) { self.balance = *balance; }
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let accounts = Cqrs::<Account>::builder(InMemoryEventStore::new()).build();
+//! accounts.execute("a-1", AccountCommand::Open { owner: "ann".into() }).await.unwrap();
+//! let done = accounts.execute("a-1", AccountCommand::Deposit { amount: 5 }).await.unwrap();
+//! assert_eq!(done.events[0].event, AccountEvent::Deposited { amount: 5, balance: 5 });
+//! # });
+//! ```
+//!
+//! ## Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `derive` | yes | the `Event`, `Command` and `Aggregate` derives and `#[aggregate_impl]` |
+
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+pub mod aggregate;
+pub mod codec;
+pub mod command;
+pub mod event;
+pub mod runtime;
+pub mod store;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use aggregate::Aggregate;
+pub use async_trait::async_trait;
+pub use codec::{Codec, CodecError, JsonCodec};
+pub use command::Command;
+pub use event::{
+    DecodeReason, DomainEvent, EventDecodeError, EventEnvelope, Metadata, NewEvent, RecordedEvent,
+};
+pub use runtime::{
+    CommandError, CommandResult, Committed, Cqrs, CqrsBuilder, Loaded, RetryPolicy,
+};
+pub use store::{EventStore, ExpectedVersion, InMemoryEventStore, StoreError};
+
+#[cfg(feature = "derive")]
+pub use cqrs_derive::{Aggregate, Command, Event, aggregate_impl};
+
+/// Everything an application usually needs, in one `use`.
+///
+/// ```
+/// use cqrs_core::prelude::*;
+/// ```
+pub mod prelude {
+    pub use crate::aggregate::Aggregate;
+    pub use crate::codec::{Codec, JsonCodec};
+    pub use crate::command::Command;
+    pub use crate::event::{DomainEvent, EventEnvelope, Metadata, NewEvent, RecordedEvent};
+    pub use crate::runtime::{CommandError, CommandResult, Committed, Cqrs, RetryPolicy};
+    pub use crate::store::{EventStore, ExpectedVersion, InMemoryEventStore};
+    #[cfg(feature = "derive")]
+    pub use cqrs_derive::{Aggregate, Command, Event, aggregate_impl};
+    pub use serde::{Deserialize, Serialize};
+}

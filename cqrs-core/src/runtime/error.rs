@@ -1,0 +1,76 @@
+//! What a command can end in, besides success.
+
+use crate::codec::CodecError;
+use crate::event::EventDecodeError;
+use crate::store::{ActualVersion, BoxError, ExpectedVersion, StoreError};
+
+/// Why a command did not commit. Each case asks for a different reaction: show a
+/// rejection to the user, retry a conflict later, page someone for a store failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError<E: std::error::Error + 'static> {
+    /// The aggregate rejected the command: a domain decision. Nothing was written.
+    #[error("command rejected: {0}")]
+    Rejected(#[source] E),
+
+    /// Other writers kept appending to the stream; the retry policy gave up.
+    #[error(
+        "concurrency conflict on stream `{stream_id}`: expected {expected}, found {actual} \
+         (gave up after {attempts} attempt(s))"
+    )]
+    Concurrency {
+        /// The stream.
+        stream_id: String,
+        /// The version the last attempt expected.
+        expected: ExpectedVersion,
+        /// What the stream held.
+        actual: ActualVersion,
+        /// How many times the command was handled and appended.
+        attempts: u32,
+    },
+
+    /// The event store failed.
+    #[error(transparent)]
+    Store(StoreError),
+
+    /// A stored event of the aggregate could not be decoded while loading it.
+    #[error(transparent)]
+    Decode(#[from] EventDecodeError),
+
+    /// A new event could not be encoded.
+    #[error("cannot encode event `{event_type}`: {source}")]
+    Encode {
+        /// Its type name.
+        event_type: &'static str,
+        /// The codec's error.
+        #[source]
+        source: CodecError,
+    },
+
+    /// A middleware refused the command.
+    #[error("command refused: {0}")]
+    Refused(#[source] BoxError),
+
+    /// [`Cqrs::execute_routed`](crate::Cqrs::execute_routed) got a command that names no
+    /// aggregate id (no field marked `#[command(id)]`).
+    #[error("command `{command}` names no aggregate id: mark a field `#[command(id)]` or use `execute`")]
+    Unrouted {
+        /// The command's variant name.
+        command: &'static str,
+    },
+}
+
+impl<E: std::error::Error + 'static> CommandError<E> {
+    /// The domain rejection, if that is what this is.
+    pub fn rejection(&self) -> Option<&E> {
+        match self {
+            Self::Rejected(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// True for a concurrency conflict (worth retrying later).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Concurrency { .. })
+    }
+}

@@ -1,0 +1,446 @@
+//! The command runtime: load → handle → append → apply, with an aggregate cache,
+//! conflict retries, middleware and tracing.
+
+mod error;
+mod middleware;
+mod retry;
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+use tracing::Instrument;
+
+pub use error::CommandError;
+pub use middleware::{BoxFuture, CommandRequest, Middleware, Next};
+pub use retry::RetryPolicy;
+
+use crate::aggregate::Aggregate;
+use crate::codec::{Codec, JsonCodec};
+use crate::command::Command;
+use crate::event::{DomainEvent, EventEnvelope, Metadata, NewEvent};
+use crate::store::{EventStore, ExpectedVersion, StoreError};
+use middleware::Core;
+
+/// What a command returns: the committed events, or why nothing was committed.
+pub type CommandResult<A> = Result<
+    Committed<<A as Aggregate>::Event>,
+    CommandError<<A as Aggregate>::Error>,
+>;
+
+/// What a command committed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed<E> {
+    /// The stream the events were appended to.
+    pub stream_id: Arc<str>,
+    /// The stream's version after the command (unchanged if it produced no event).
+    pub stream_version: u64,
+    /// The committed events in order, with their ids, versions and positions.
+    pub events: Vec<EventEnvelope<E>>,
+}
+
+/// An aggregate loaded from the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded<A> {
+    /// The state: the fold of every event of the stream.
+    pub state: A,
+    /// The stream's last version (0: no stream).
+    pub version: u64,
+}
+
+/// Converts something into the shared event store the runtime holds.
+pub trait IntoEventStore {
+    /// Wraps it.
+    fn into_event_store(self) -> Arc<dyn EventStore>;
+}
+
+impl<S: EventStore> IntoEventStore for S {
+    fn into_event_store(self) -> Arc<dyn EventStore> {
+        Arc::new(self)
+    }
+}
+
+impl IntoEventStore for Arc<dyn EventStore> {
+    fn into_event_store(self) -> Arc<dyn EventStore> {
+        self
+    }
+}
+
+/// The command runtime of one aggregate type.
+///
+/// Built once with a store and optional services, cache size, retry policy and
+/// middleware; cheap to clone and share between tasks. A command on a cached (hot)
+/// aggregate costs one `handle` and one append: the aggregate is not replayed from the
+/// store. Commands on the same aggregate instance in one process run one after the
+/// other; commands on different instances run in parallel.
+///
+/// ```
+/// use cqrs_core::prelude::*;
+///
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+/// enum DoorEvent { Opened, Closed }
+///
+/// #[derive(Debug, Clone, PartialEq, Command)]
+/// enum DoorCommand { Open, Close }
+///
+/// #[derive(Debug, PartialEq, thiserror::Error)]
+/// enum DoorError { #[error("the door is already open")] AlreadyOpen }
+///
+/// #[derive(Debug, Default, Clone, PartialEq, Aggregate)]
+/// #[aggregate(command = DoorCommand, event = DoorEvent, error = DoorError)]
+/// struct Door { open: bool }
+///
+/// #[aggregate_impl]
+/// impl Door {
+///     #[handle]
+///     fn open(&self) -> Result<DoorEvent, DoorError> {
+///         if self.open { Err(DoorError::AlreadyOpen) } else { Ok(DoorEvent::Opened) }
+///     }
+///     #[handle]
+///     fn close(&self) -> Option<DoorEvent> {
+///         self.open.then_some(DoorEvent::Closed)
+///     }
+///     #[apply]
+///     fn opened(&mut self) { self.open = true; }
+///     #[apply]
+///     fn closed(&mut self) { self.open = false; }
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let store = InMemoryEventStore::new();
+/// let doors = Cqrs::<Door>::builder(store.clone()).build();
+///
+/// let committed = doors.execute("front", DoorCommand::Open).await.unwrap();
+/// assert_eq!(committed.stream_id.as_ref(), "Door-front");
+/// assert_eq!(committed.events[0].event, DoorEvent::Opened);
+///
+/// let err = doors.execute("front", DoorCommand::Open).await.unwrap_err();
+/// assert_eq!(err.rejection(), Some(&DoorError::AlreadyOpen));
+///
+/// let loaded = doors.load("front").await.unwrap();
+/// assert!(loaded.state.open);
+/// assert_eq!(loaded.version, 1);
+/// # });
+/// ```
+pub struct Cqrs<A: Aggregate, C: Codec = JsonCodec> {
+    inner: Arc<Inner<A, C>>,
+}
+
+impl<A: Aggregate, C: Codec> Clone for Cqrs<A, C> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone() }
+    }
+}
+
+struct Inner<A: Aggregate, C> {
+    store: Arc<dyn EventStore>,
+    codec: C,
+    services: A::Services,
+    cache: Option<quick_cache::sync::Cache<String, Arc<Mutex<Slot<A>>>>>,
+    retry: RetryPolicy,
+    middleware: Vec<Arc<dyn Middleware<A>>>,
+}
+
+/// One aggregate instance as the runtime holds it.
+struct Slot<A> {
+    stream_id: Arc<str>,
+    state: A,
+    version: u64,
+    /// False until loaded, and after a failure that leaves the store's state unknown:
+    /// the next command first reads the tail of the stream after `version`.
+    fresh: bool,
+}
+
+/// Builds a [`Cqrs`].
+pub struct CqrsBuilder<A: Aggregate, C: Codec = JsonCodec> {
+    store: Arc<dyn EventStore>,
+    codec: C,
+    services: A::Services,
+    cache_capacity: usize,
+    retry: RetryPolicy,
+    middleware: Vec<Arc<dyn Middleware<A>>>,
+}
+
+impl<A: Aggregate> Cqrs<A>
+where
+    A::Services: Default,
+{
+    /// Starts building a runtime over `store`, with the aggregate's default services.
+    pub fn builder(store: impl IntoEventStore) -> CqrsBuilder<A> {
+        Self::builder_with_services(store, A::Services::default())
+    }
+}
+
+impl<A: Aggregate> Cqrs<A> {
+    /// Starts building a runtime over `store` whose handlers receive `services`.
+    pub fn builder_with_services(
+        store: impl IntoEventStore,
+        services: A::Services,
+    ) -> CqrsBuilder<A> {
+        CqrsBuilder {
+            store: store.into_event_store(),
+            codec: JsonCodec,
+            services,
+            cache_capacity: 10_000,
+            retry: RetryPolicy::default(),
+            middleware: Vec::new(),
+        }
+    }
+}
+
+impl<A: Aggregate, C: Codec> CqrsBuilder<A, C> {
+    /// How many aggregate instances to keep in memory (default 10,000); 0 turns the cache
+    /// off, so every command replays its aggregate from the store.
+    pub fn cache_capacity(mut self, capacity: usize) -> Self {
+        self.cache_capacity = capacity;
+        self
+    }
+
+    /// The retry policy for concurrency conflicts (default: [`RetryPolicy::default`]).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Adds a middleware; the first added runs outermost.
+    pub fn middleware(mut self, middleware: impl Middleware<A>) -> Self {
+        self.middleware.push(Arc::new(middleware));
+        self
+    }
+
+    /// Uses another payload codec (default JSON).
+    pub fn codec<C2: Codec>(self, codec: C2) -> CqrsBuilder<A, C2> {
+        CqrsBuilder {
+            store: self.store,
+            codec,
+            services: self.services,
+            cache_capacity: self.cache_capacity,
+            retry: self.retry,
+            middleware: self.middleware,
+        }
+    }
+
+    /// Builds the runtime.
+    pub fn build(self) -> Cqrs<A, C> {
+        let cache =
+            (self.cache_capacity > 0).then(|| quick_cache::sync::Cache::new(self.cache_capacity));
+        Cqrs {
+            inner: Arc::new(Inner {
+                store: self.store,
+                codec: self.codec,
+                services: self.services,
+                cache,
+                retry: self.retry,
+                middleware: self.middleware,
+            }),
+        }
+    }
+}
+
+impl<A: Aggregate, C: Codec> Cqrs<A, C> {
+    /// Runs `command` against aggregate instance `id` and returns what it committed.
+    pub async fn execute(&self, id: &str, command: A::Command) -> CommandResult<A> {
+        self.execute_with(id, command, Metadata::default()).await
+    }
+
+    /// Runs `command` with `metadata`, which every produced event carries.
+    pub async fn execute_with(
+        &self,
+        id: &str,
+        command: A::Command,
+        metadata: Metadata,
+    ) -> CommandResult<A> {
+        let span = tracing::info_span!(
+            "cqrs.command",
+            aggregate = A::TYPE_NAME,
+            aggregate_id = id,
+            command = command.command_name(),
+        );
+        let inner = &*self.inner;
+        let run = async move {
+            let result = if inner.middleware.is_empty() {
+                inner.run_command(id, command, metadata).await
+            } else {
+                let request = CommandRequest { aggregate_id: id.to_owned(), command, metadata };
+                Next { rest: &inner.middleware, core: inner }.run(request).await
+            };
+            match &result {
+                Ok(c) => tracing::debug!(events = c.events.len(), version = c.stream_version, "committed"),
+                Err(e) => tracing::debug!(error = %e, "not committed"),
+            }
+            result
+        };
+        run.instrument(span).await
+    }
+
+    /// Runs a command on the aggregate its `#[command(id)]` field names.
+    pub async fn execute_routed(&self, command: A::Command) -> CommandResult<A> {
+        match command.aggregate_id() {
+            Some(id) => self.execute(&id, command).await,
+            None => Err(CommandError::Unrouted { command: command.command_name() }),
+        }
+    }
+
+    /// Loads aggregate instance `id` from the store (bypassing the cache): every event of
+    /// its stream, decoded and applied in order.
+    pub async fn load(&self, id: &str) -> Result<Loaded<A>, CommandError<A::Error>> {
+        let mut slot = Slot::new(A::stream_id(id).into());
+        self.inner.catch_up(&mut slot).await?;
+        Ok(Loaded { state: slot.state, version: slot.version })
+    }
+
+    /// The event store this runtime writes to.
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.inner.store
+    }
+
+    /// The services handlers receive.
+    pub fn services(&self) -> &A::Services {
+        &self.inner.services
+    }
+}
+
+impl<A: Aggregate> Slot<A> {
+    fn new(stream_id: Arc<str>) -> Self {
+        Self { stream_id, state: A::default(), version: 0, fresh: false }
+    }
+}
+
+impl<A: Aggregate, C: Codec> Core<A> for Inner<A, C> {
+    fn run(&self, request: CommandRequest<A>) -> BoxFuture<'_, CommandResult<A>> {
+        Box::pin(async move {
+            self.run_command(&request.aggregate_id, request.command, request.metadata).await
+        })
+    }
+}
+
+impl<A: Aggregate, C: Codec> Inner<A, C> {
+    fn slot(&self, id: &str) -> Arc<Mutex<Slot<A>>> {
+        let new = || Arc::new(Mutex::new(Slot::new(A::stream_id(id).into())));
+        match &self.cache {
+            Some(cache) => {
+                match cache.get_or_insert_with(id, || Ok::<_, std::convert::Infallible>(new())) {
+                    Ok(slot) => slot,
+                    Err(never) => match never {},
+                }
+            }
+            None => new(),
+        }
+    }
+
+    /// Reads the events after `slot.version` and applies them.
+    async fn catch_up(&self, slot: &mut Slot<A>) -> Result<(), CommandError<A::Error>> {
+        slot.fresh = false;
+        let events = self
+            .store
+            .read_stream(&slot.stream_id, slot.version + 1)
+            .await
+            .map_err(CommandError::Store)?;
+        for recorded in &events {
+            if recorded.version != slot.version + 1 {
+                return Err(CommandError::Store(StoreError::Backend(
+                    format!(
+                        "stream `{}` jumps from version {} to {}",
+                        slot.stream_id, slot.version, recorded.version
+                    )
+                    .into(),
+                )));
+            }
+            let event: A::Event = recorded.decode(&self.codec)?;
+            slot.state.apply(&event);
+            slot.version = recorded.version;
+        }
+        slot.fresh = true;
+        Ok(())
+    }
+
+    async fn run_command(
+        &self,
+        id: &str,
+        mut command: A::Command,
+        metadata: Metadata,
+    ) -> CommandResult<A> {
+        let slot = self.slot(id);
+        let mut slot = slot.lock().await;
+        let slot = &mut *slot;
+        if !slot.fresh {
+            self.catch_up(slot).await?;
+        }
+        let mut attempts = 0u32;
+        let mut delays = None;
+        loop {
+            attempts += 1;
+            // The command is consumed by `handle`; keep a copy only if a retry may need it.
+            let retry_copy = (attempts <= self.retry.max_retries()).then(|| command.clone());
+            let events =
+                slot.state.handle(command, &self.services).await.map_err(CommandError::Rejected)?;
+            if events.is_empty() {
+                return Ok(Committed {
+                    stream_id: slot.stream_id.clone(),
+                    stream_version: slot.version,
+                    events: Vec::new(),
+                });
+            }
+            let mut batch = Vec::with_capacity(events.len());
+            for event in &events {
+                batch.push(NewEvent::encode(event, &self.codec, metadata.clone()).map_err(
+                    |source| CommandError::Encode { event_type: event.event_type(), source },
+                )?);
+            }
+            let expected = match slot.version {
+                0 => ExpectedVersion::NoStream,
+                v => ExpectedVersion::Exact(v),
+            };
+            let ids: Vec<_> = batch.iter().map(|e| e.event_id).collect();
+            match self.store.append(&slot.stream_id, expected, batch).await {
+                Ok(outcome) => {
+                    let first_version = slot.version + 1;
+                    let mut committed = Vec::with_capacity(events.len());
+                    for (k, event) in events.into_iter().enumerate() {
+                        slot.state.apply(&event);
+                        committed.push(EventEnvelope {
+                            event_id: ids[k],
+                            stream_id: slot.stream_id.clone(),
+                            version: first_version + k as u64,
+                            position: outcome.positions[k],
+                            recorded_at: outcome.recorded_at,
+                            event_type: Cow::Borrowed(event.event_type()),
+                            schema_version: event.schema_version(),
+                            metadata: metadata.clone(),
+                            event,
+                        });
+                    }
+                    slot.version = outcome.stream_version;
+                    return Ok(Committed {
+                        stream_id: slot.stream_id.clone(),
+                        stream_version: slot.version,
+                        events: committed,
+                    });
+                }
+                Err(StoreError::Concurrency { stream_id, expected, actual }) => {
+                    let Some(copy) = retry_copy else {
+                        slot.fresh = false;
+                        return Err(CommandError::Concurrency {
+                            stream_id,
+                            expected,
+                            actual,
+                            attempts,
+                        });
+                    };
+                    tracing::debug!(%stream_id, %expected, %actual, attempts, "conflict, retrying");
+                    let delay = delays.get_or_insert_with(|| self.retry.delays()).next();
+                    if let Some(delay) = delay {
+                        tokio::time::sleep(delay).await;
+                    }
+                    self.catch_up(slot).await?;
+                    command = copy;
+                }
+                Err(other) => {
+                    // The append may or may not have committed: reload before the next command.
+                    slot.fresh = false;
+                    return Err(CommandError::Store(other));
+                }
+            }
+        }
+    }
+}
