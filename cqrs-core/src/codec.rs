@@ -63,7 +63,10 @@ pub struct JsonCodec;
 
 impl JsonCodec {
     fn err(e: serde_json::Error) -> CodecError {
-        CodecError { codec: "json", message: e.to_string() }
+        CodecError {
+            codec: "json",
+            message: e.to_string(),
+        }
     }
 }
 
@@ -78,7 +81,9 @@ impl Codec for JsonCodec {
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
         let mut ser = serde_json::Serializer::new(out);
-        encode_variant_body(event, &mut ser).map(|_| ()).map_err(Self::err)
+        encode_variant_body(event, &mut ser)
+            .map(|_| ())
+            .map_err(Self::err)
     }
 
     fn decode_event<E: DeserializeOwned>(
@@ -123,7 +128,10 @@ where
     T: de::Deserialize<'de>,
     D: de::Deserializer<'de>,
 {
-    T::deserialize(VariantDeserializer { variant_index, inner: deserializer })
+    T::deserialize(VariantDeserializer {
+        variant_index,
+        inner: deserializer,
+    })
 }
 
 struct VariantBody<S>(S);
@@ -359,7 +367,14 @@ mod tests {
 
     #[test]
     fn bodies_of_every_variant_shape_round_trip() {
-        round_trip(&E::Named { a: 1, b: "x".into() }, 0, r#"{"a":1,"bee":"x"}"#);
+        round_trip(
+            &E::Named {
+                a: 1,
+                b: "x".into(),
+            },
+            0,
+            r#"{"a":1,"bee":"x"}"#,
+        );
         round_trip(&E::Tuple(1, 2), 1, "[1,2]");
         round_trip(&E::Wrapped(Inner { x: -3 }), 2, r#"{"x":-3}"#);
         round_trip(&E::Unit, 3, "null");
@@ -367,10 +382,16 @@ mod tests {
 
     #[test]
     fn a_body_under_the_wrong_variant_or_with_trailing_bytes_fails() {
-        assert!(JsonCodec.decode_event::<E>(1, br#"{"a":1,"bee":"x"}"#).is_err());
+        assert!(
+            JsonCodec
+                .decode_event::<E>(1, br#"{"a":1,"bee":"x"}"#)
+                .is_err()
+        );
         assert!(JsonCodec.decode_event::<E>(9, b"null").is_err());
         assert!(JsonCodec.decode_event::<E>(3, b"null x").is_err());
-        let err = JsonCodec.decode_event::<E>(0, br#"{"a":"no"}"#).unwrap_err();
+        let err = JsonCodec
+            .decode_event::<E>(0, br#"{"a":"no"}"#)
+            .unwrap_err();
         assert_eq!(err.codec, "json");
     }
 

@@ -71,6 +71,10 @@
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+// Lets the derives' `::cqrs_core::..` paths resolve inside this crate's own tests.
+#[allow(unused_extern_crates)]
+extern crate self as cqrs_core;
+
 pub mod aggregate;
 pub mod codec;
 pub mod command;
@@ -89,9 +93,7 @@ pub use command::Command;
 pub use event::{
     DecodeReason, DomainEvent, EventDecodeError, EventEnvelope, Metadata, NewEvent, RecordedEvent,
 };
-pub use runtime::{
-    CommandError, CommandResult, Committed, Cqrs, CqrsBuilder, Loaded, RetryPolicy,
-};
+pub use runtime::{CommandError, CommandResult, Committed, Cqrs, CqrsBuilder, Loaded, RetryPolicy};
 pub use store::{EventStore, ExpectedVersion, InMemoryEventStore, StoreError};
 
 #[cfg(feature = "derive")]

@@ -59,7 +59,10 @@ pub const fn str_eq(a: &str, b: &str) -> bool {
 
 /// The error for a type name no variant of `E` is stored under.
 pub fn unknown_event_type<E: DomainEvent>(enum_name: &'static str) -> DecodeReason {
-    DecodeReason::UnknownEventType { enum_name, known: E::EVENT_TYPES.join(", ") }
+    DecodeReason::UnknownEventType {
+        enum_name,
+        known: E::EVENT_TYPES.join(", "),
+    }
 }
 
 /// Marks a handler that returns one event.

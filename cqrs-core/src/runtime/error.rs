@@ -53,7 +53,9 @@ pub enum CommandError<E: std::error::Error + 'static> {
 
     /// [`Cqrs::execute_routed`](crate::Cqrs::execute_routed) got a command that names no
     /// aggregate id (no field marked `#[command(id)]`).
-    #[error("command `{command}` names no aggregate id: mark a field `#[command(id)]` or use `execute`")]
+    #[error(
+        "command `{command}` names no aggregate id: mark a field `#[command(id)]` or use `execute`"
+    )]
     Unrouted {
         /// The command's variant name.
         command: &'static str,

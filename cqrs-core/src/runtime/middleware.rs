@@ -65,7 +65,17 @@ impl<A: Aggregate> Next<'_, A> {
     /// Passes the request on.
     pub async fn run(self, request: CommandRequest<A>) -> CommandResult<A> {
         match self.rest.split_first() {
-            Some((first, rest)) => first.call(request, Next { rest, core: self.core }).await,
+            Some((first, rest)) => {
+                first
+                    .call(
+                        request,
+                        Next {
+                            rest,
+                            core: self.core,
+                        },
+                    )
+                    .await
+            }
             None => self.core.run(request).await,
         }
     }

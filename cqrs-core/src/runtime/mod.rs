@@ -23,10 +23,8 @@ use crate::store::{EventStore, ExpectedVersion, StoreError};
 use middleware::Core;
 
 /// What a command returns: the committed events, or why nothing was committed.
-pub type CommandResult<A> = Result<
-    Committed<<A as Aggregate>::Event>,
-    CommandError<<A as Aggregate>::Error>,
->;
+pub type CommandResult<A> =
+    Result<Committed<<A as Aggregate>::Event>, CommandError<<A as Aggregate>::Error>>;
 
 /// What a command committed.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,7 +126,9 @@ pub struct Cqrs<A: Aggregate, C: Codec = JsonCodec> {
 
 impl<A: Aggregate, C: Codec> Clone for Cqrs<A, C> {
     fn clone(&self) -> Self {
-        Self { inner: self.inner.clone() }
+        Self {
+            inner: self.inner.clone(),
+        }
     }
 }
 
@@ -261,11 +261,24 @@ impl<A: Aggregate, C: Codec> Cqrs<A, C> {
             let result = if inner.middleware.is_empty() {
                 inner.run_command(id, command, metadata).await
             } else {
-                let request = CommandRequest { aggregate_id: id.to_owned(), command, metadata };
-                Next { rest: &inner.middleware, core: inner }.run(request).await
+                let request = CommandRequest {
+                    aggregate_id: id.to_owned(),
+                    command,
+                    metadata,
+                };
+                Next {
+                    rest: &inner.middleware,
+                    core: inner,
+                }
+                .run(request)
+                .await
             };
             match &result {
-                Ok(c) => tracing::debug!(events = c.events.len(), version = c.stream_version, "committed"),
+                Ok(c) => tracing::debug!(
+                    events = c.events.len(),
+                    version = c.stream_version,
+                    "committed"
+                ),
                 Err(e) => tracing::debug!(error = %e, "not committed"),
             }
             result
@@ -277,7 +290,9 @@ impl<A: Aggregate, C: Codec> Cqrs<A, C> {
     pub async fn execute_routed(&self, command: A::Command) -> CommandResult<A> {
         match command.aggregate_id() {
             Some(id) => self.execute(&id, command).await,
-            None => Err(CommandError::Unrouted { command: command.command_name() }),
+            None => Err(CommandError::Unrouted {
+                command: command.command_name(),
+            }),
         }
     }
 
@@ -286,7 +301,10 @@ impl<A: Aggregate, C: Codec> Cqrs<A, C> {
     pub async fn load(&self, id: &str) -> Result<Loaded<A>, CommandError<A::Error>> {
         let mut slot = Slot::new(A::stream_id(id).into());
         self.inner.catch_up(&mut slot).await?;
-        Ok(Loaded { state: slot.state, version: slot.version })
+        Ok(Loaded {
+            state: slot.state,
+            version: slot.version,
+        })
     }
 
     /// The event store this runtime writes to.
@@ -302,14 +320,20 @@ impl<A: Aggregate, C: Codec> Cqrs<A, C> {
 
 impl<A: Aggregate> Slot<A> {
     fn new(stream_id: Arc<str>) -> Self {
-        Self { stream_id, state: A::default(), version: 0, fresh: false }
+        Self {
+            stream_id,
+            state: A::default(),
+            version: 0,
+            fresh: false,
+        }
     }
 }
 
 impl<A: Aggregate, C: Codec> Core<A> for Inner<A, C> {
     fn run(&self, request: CommandRequest<A>) -> BoxFuture<'_, CommandResult<A>> {
         Box::pin(async move {
-            self.run_command(&request.aggregate_id, request.command, request.metadata).await
+            self.run_command(&request.aggregate_id, request.command, request.metadata)
+                .await
         })
     }
 }
@@ -372,8 +396,11 @@ impl<A: Aggregate, C: Codec> Inner<A, C> {
             attempts += 1;
             // The command is consumed by `handle`; keep a copy only if a retry may need it.
             let retry_copy = (attempts <= self.retry.max_retries()).then(|| command.clone());
-            let events =
-                slot.state.handle(command, &self.services).await.map_err(CommandError::Rejected)?;
+            let events = slot
+                .state
+                .handle(command, &self.services)
+                .await
+                .map_err(CommandError::Rejected)?;
             if events.is_empty() {
                 return Ok(Committed {
                     stream_id: slot.stream_id.clone(),
@@ -383,9 +410,14 @@ impl<A: Aggregate, C: Codec> Inner<A, C> {
             }
             let mut batch = Vec::with_capacity(events.len());
             for event in &events {
-                batch.push(NewEvent::encode(event, &self.codec, metadata.clone()).map_err(
-                    |source| CommandError::Encode { event_type: event.event_type(), source },
-                )?);
+                batch.push(
+                    NewEvent::encode(event, &self.codec, metadata.clone()).map_err(|source| {
+                        CommandError::Encode {
+                            event_type: event.event_type(),
+                            source,
+                        }
+                    })?,
+                );
             }
             let expected = match slot.version {
                 0 => ExpectedVersion::NoStream,
@@ -417,7 +449,11 @@ impl<A: Aggregate, C: Codec> Inner<A, C> {
                         events: committed,
                     });
                 }
-                Err(StoreError::Concurrency { stream_id, expected, actual }) => {
+                Err(StoreError::Concurrency {
+                    stream_id,
+                    expected,
+                    actual,
+                }) => {
                     let Some(copy) = retry_copy else {
                         slot.fresh = false;
                         return Err(CommandError::Concurrency {

@@ -178,7 +178,10 @@ impl EventStore for InMemoryEventStore {
             return Ok(Vec::new());
         };
         let skip = from_version.saturating_sub(1).min(indices.len() as u64) as usize;
-        Ok(indices[skip..].iter().map(|&i| inner.log[i].clone()).collect())
+        Ok(indices[skip..]
+            .iter()
+            .map(|&i| inner.log[i].clone())
+            .collect())
     }
 
     async fn read_all(
