@@ -1,1 +1,718 @@
-//! placeholder
+//! # cqrs-testing
+//!
+//! Given/When/Then scenarios for one [`Aggregate`]: start from the events it has already
+//! recorded, send it a command, and assert what it decided.
+//!
+//! ```
+//! use cqrs_testing::prelude::*;
+//! # use cqrs_core::{Aggregate, Codec, Command, DecodeReason, DomainEvent};
+//! # use serde::{Deserialize, Serialize};
+//! #
+//! # #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+//! # enum CounterEvent { Incremented { by: u32 } }
+//! # impl DomainEvent for CounterEvent {
+//! #     const EVENT_TYPES: &'static [&'static str] = &["Incremented"];
+//! #     fn event_type(&self) -> &'static str { "Incremented" }
+//! #     fn schema_version(&self) -> u32 { 1 }
+//! #     fn decode<C: Codec>(codec: &C, ty: &str, _: u32, payload: &[u8])
+//! #         -> Result<Self, DecodeReason> {
+//! #         match ty {
+//! #             "Incremented" => Ok(codec.decode_event(0, payload)?),
+//! #             _ => Err(DecodeReason::UnknownEventType { enum_name: "CounterEvent", known: "Incremented".into() }),
+//! #         }
+//! #     }
+//! # }
+//! # #[derive(Debug, Clone)]
+//! # enum CounterCommand { Increment { by: u32 } }
+//! # impl Command for CounterCommand {
+//! #     fn command_name(&self) -> &'static str { "Increment" }
+//! # }
+//! # #[derive(Debug, PartialEq, thiserror::Error)]
+//! # enum CounterError { #[error("the counter would overflow")] Overflow }
+//! #
+//! #[derive(Debug, Default, PartialEq)]
+//! struct Counter { value: u32 }
+//!
+//! impl Aggregate for Counter {
+//!     // TYPE_NAME, Command, Event, Error, and Services = ()
+//! #   const TYPE_NAME: &'static str = "Counter";
+//! #   type Command = CounterCommand;
+//! #   type Event = CounterEvent;
+//! #   type Error = CounterError;
+//! #   type Services = ();
+//!     async fn handle<'a>(&'a self, command: CounterCommand, _: &'a ())
+//!         -> Result<Vec<CounterEvent>, CounterError> {
+//!         let CounterCommand::Increment { by } = command;
+//!         self.value.checked_add(by).ok_or(CounterError::Overflow)?;
+//!         Ok(vec![CounterEvent::Incremented { by }])
+//!     }
+//!
+//!     fn apply(&mut self, event: &CounterEvent) {
+//!         let CounterEvent::Incremented { by } = event;
+//!         self.value += by;
+//!     }
+//! }
+//!
+//! Counter::given([CounterEvent::Incremented { by: 1 }])
+//!     .when(CounterCommand::Increment { by: 2 })
+//!     .then_events([CounterEvent::Incremented { by: 2 }])
+//!     .then_state(|counter| assert_eq!(counter.value, 3));
+//!
+//! Counter::given([CounterEvent::Incremented { by: u32::MAX }])
+//!     .when(CounterCommand::Increment { by: 1 })
+//!     .then_error(CounterError::Overflow);
+//! ```
+//!
+//! ## What every scenario checks without being asked
+//!
+//! [`when`](Given::when) runs the command and, before returning, checks that
+//!
+//! * **`apply` is a pure function of its events**: the given events folded twice from
+//!   `A::default()` give equal states, and the state the handler path produced (the given
+//!   state with the new events applied) equals the state refolded from scratch from the
+//!   given and the new events. An `apply` that reads a clock, a counter or anything else but
+//!   its event fails here.
+//! * **`handle` does not change the state**: the state after `handle` (accepted or
+//!   rejected) equals the state before it.
+//! * **every event survives a codec round trip**: each given and each new event is encoded
+//!   with [`JsonCodec`] into a [`NewEvent`] and decoded back with
+//!   [`DomainEvent::decode`]; the result must equal the original and have the same
+//!   [`event_type`](DomainEvent::event_type). A field lost to `#[serde(skip)]` or a
+//!   `decode` that does not know a type name fails here.
+//!
+//! A failed check or assertion panics at the caller's line with a message that names it
+//! and, where two values differ, shows their `{:#?}` forms as a line diff
+//! (`-` expected, `+` actual).
+//!
+//! ## Async handlers and runtimes
+//!
+//! `when` drives the handler's future to completion on a fresh current-thread tokio
+//! runtime, so scenarios work in a plain `#[test]`. Inside a running runtime (a
+//! `#[tokio::test]`), that runtime runs on a scoped thread of its own, since a runtime
+//! cannot block inside another. The handler therefore cannot rely on tasks of the test's
+//! own runtime making progress while it runs.
+
+use std::fmt::{self, Debug, Write as _};
+use std::future::Future;
+
+use cqrs_core::{Aggregate, Command as _, DomainEvent, JsonCodec, Metadata, NewEvent};
+
+/// Brings [`AggregateScenario`] into scope: `use cqrs_testing::prelude::*;`.
+pub mod prelude {
+    pub use crate::AggregateScenario;
+}
+
+/// Starts a Given/When/Then scenario from an aggregate type: `Account::given([...])`.
+///
+/// Implemented for every [`Aggregate`] that can be compared and printed, which the
+/// automatic checks need: the state must be `PartialEq + Debug` and the events
+/// `PartialEq` (they are always `Debug`, being [`DomainEvent`]s, and so is the error).
+pub trait AggregateScenario: Aggregate + PartialEq + Debug
+where
+    Self::Event: PartialEq,
+{
+    /// The aggregate has already recorded `events`, oldest first.
+    fn given<I>(events: I) -> Given<Self>
+    where
+        I: IntoIterator<Item = Self::Event>;
+
+    /// The aggregate has recorded nothing yet: it starts from `Self::default()`.
+    fn given_no_events() -> Given<Self>;
+}
+
+impl<A> AggregateScenario for A
+where
+    A: Aggregate + PartialEq + Debug,
+    A::Event: PartialEq,
+{
+    fn given<I>(events: I) -> Given<Self>
+    where
+        I: IntoIterator<Item = Self::Event>,
+    {
+        Given {
+            events: events.into_iter().collect(),
+        }
+    }
+
+    fn given_no_events() -> Given<Self> {
+        Given { events: Vec::new() }
+    }
+}
+
+/// The history of a scenario: the events the aggregate has already recorded.
+///
+/// Made by [`AggregateScenario::given`]; run a command against it with [`when`](Self::when).
+#[must_use = "a scenario does nothing until `when` runs a command"]
+pub struct Given<A: Aggregate> {
+    events: Vec<A::Event>,
+}
+
+impl<A> Given<A>
+where
+    A: Aggregate + PartialEq + Debug,
+    A::Event: PartialEq,
+{
+    /// Hands `services` to the handler instead of `A::Services::default()`.
+    pub fn with_services(self, services: A::Services) -> GivenWithServices<A> {
+        GivenWithServices {
+            events: self.events,
+            services,
+        }
+    }
+
+    /// Runs `command` with `A::Services::default()` and empty [`Metadata`], then the
+    /// automatic checks (see the [crate docs](crate)).
+    ///
+    /// # Panics
+    ///
+    /// If an automatic check fails, or the handler panics.
+    #[track_caller]
+    #[must_use = "check the outcome with a `then_*` method"]
+    pub fn when(self, command: A::Command) -> Then<A>
+    where
+        A::Services: Default,
+    {
+        run(
+            self.events,
+            &A::Services::default(),
+            command,
+            Metadata::default(),
+        )
+    }
+
+    /// Like [`when`](Self::when), with `metadata` carried into the encoded events (see
+    /// [`Then::encoded_events`]) as a command's metadata is carried into its events.
+    ///
+    /// # Panics
+    ///
+    /// If an automatic check fails, or the handler panics.
+    #[track_caller]
+    #[must_use = "check the outcome with a `then_*` method"]
+    pub fn when_with(self, command: A::Command, metadata: Metadata) -> Then<A>
+    where
+        A::Services: Default,
+    {
+        run(self.events, &A::Services::default(), command, metadata)
+    }
+}
+
+impl<A: Aggregate> Debug for Given<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Given")
+            .field("events", &self.events)
+            .finish()
+    }
+}
+
+/// A scenario's history together with the services its handler gets.
+///
+/// Made by [`Given::with_services`].
+#[must_use = "a scenario does nothing until `when` runs a command"]
+pub struct GivenWithServices<A: Aggregate> {
+    events: Vec<A::Event>,
+    services: A::Services,
+}
+
+impl<A> GivenWithServices<A>
+where
+    A: Aggregate + PartialEq + Debug,
+    A::Event: PartialEq,
+{
+    /// Runs `command` with the services and empty [`Metadata`], then the automatic checks
+    /// (see the [crate docs](crate)).
+    ///
+    /// # Panics
+    ///
+    /// If an automatic check fails, or the handler panics.
+    #[track_caller]
+    #[must_use = "check the outcome with a `then_*` method"]
+    pub fn when(self, command: A::Command) -> Then<A> {
+        run(self.events, &self.services, command, Metadata::default())
+    }
+
+    /// Like [`when`](Self::when), with `metadata` carried into the encoded events (see
+    /// [`Then::encoded_events`]).
+    ///
+    /// # Panics
+    ///
+    /// If an automatic check fails, or the handler panics.
+    #[track_caller]
+    #[must_use = "check the outcome with a `then_*` method"]
+    pub fn when_with(self, command: A::Command, metadata: Metadata) -> Then<A> {
+        run(self.events, &self.services, command, metadata)
+    }
+}
+
+impl<A: Aggregate> Debug for GivenWithServices<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GivenWithServices")
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of a scenario's command, to assert on with the `then_*` methods.
+///
+/// Every `then_*` method returns the outcome again, so several can be chained:
+/// `.then_events([..]).then_state(|s| ..)`.
+pub struct Then<A: Aggregate> {
+    given: usize,
+    command: &'static str,
+    result: Result<Vec<A::Event>, A::Error>,
+    state: A,
+    metadata: Metadata,
+    encoded: Vec<NewEvent>,
+}
+
+impl<A> Then<A>
+where
+    A: Aggregate + PartialEq + Debug,
+    A::Event: PartialEq,
+{
+    /// Asserts the command was accepted and produced exactly `expected`, in order.
+    ///
+    /// # Panics
+    ///
+    /// With a diff of the expected and actual events if they differ, or with the error if
+    /// the command was rejected.
+    #[track_caller]
+    pub fn then_events<I>(self, expected: I) -> Self
+    where
+        I: IntoIterator<Item = A::Event>,
+    {
+        let expected: Vec<A::Event> = expected.into_iter().collect();
+        match &self.result {
+            Ok(actual) if *actual == expected => {}
+            Ok(actual) => self.fail(format_args!(
+                "then_events: the events differ (- expected, + actual)\n{}",
+                diff(&expected, actual)
+            )),
+            Err(error) => self.fail(format_args!(
+                "then_events: expected {}, but the command was rejected\n\n\
+                 error:\n{}\n\nexpected events:\n{expected:#?}",
+                count(expected.len()),
+                describe(error),
+            )),
+        }
+        self
+    }
+
+    /// Asserts the command was accepted and produced no events.
+    ///
+    /// # Panics
+    ///
+    /// Listing the events if there were any, or with the error if the command was
+    /// rejected.
+    #[track_caller]
+    pub fn then_no_events(self) -> Self {
+        match &self.result {
+            Ok(actual) if actual.is_empty() => {}
+            Ok(actual) => self.fail(format_args!(
+                "then_no_events: expected no events, but the command produced {}:\n{actual:#?}",
+                count(actual.len())
+            )),
+            Err(error) => self.fail(format_args!(
+                "then_no_events: expected the command to be accepted with no events, \
+                 but it was rejected\n\nerror:\n{}",
+                describe(error)
+            )),
+        }
+        self
+    }
+
+    /// Asserts the command was accepted and its events satisfy `predicate`.
+    ///
+    /// # Panics
+    ///
+    /// Listing the events if `predicate` returns false, or with the error if the command
+    /// was rejected.
+    #[track_caller]
+    pub fn then_events_match(self, predicate: impl FnOnce(&[A::Event]) -> bool) -> Self {
+        match &self.result {
+            Ok(actual) => {
+                if !predicate(actual) {
+                    self.fail(format_args!(
+                        "then_events_match: the events do not match the predicate; \
+                         the command produced {}:\n{actual:#?}",
+                        count(actual.len())
+                    ))
+                }
+            }
+            Err(error) => self.fail(format_args!(
+                "then_events_match: expected events, but the command was rejected\n\n\
+                 error:\n{}",
+                describe(error)
+            )),
+        }
+        self
+    }
+
+    /// Asserts the command was rejected with an error equal to `expected`.
+    ///
+    /// # Panics
+    ///
+    /// With a diff of the two errors if they differ, or listing the events if the command
+    /// was accepted.
+    #[track_caller]
+    pub fn then_error(self, expected: A::Error) -> Self
+    where
+        A::Error: PartialEq,
+    {
+        match &self.result {
+            Err(actual) if *actual == expected => {}
+            Err(actual) => self.fail(format_args!(
+                "then_error: the errors differ (- expected, + actual)\n{}\n\n\
+                 the actual error displays as: {actual}",
+                diff(&expected, actual)
+            )),
+            Ok(actual) => self.fail(format_args!(
+                "then_error: expected the command to be rejected with {expected:?}, \
+                 but it was accepted and produced {}:\n{actual:#?}",
+                count(actual.len())
+            )),
+        }
+        self
+    }
+
+    /// Asserts the command was rejected with an error satisfying `predicate`.
+    ///
+    /// # Panics
+    ///
+    /// Showing the error if `predicate` returns false, or listing the events if the
+    /// command was accepted.
+    #[track_caller]
+    pub fn then_error_matches(self, predicate: impl FnOnce(&A::Error) -> bool) -> Self {
+        match &self.result {
+            Err(actual) => {
+                if !predicate(actual) {
+                    self.fail(format_args!(
+                        "then_error_matches: the error does not match the predicate\n\n\
+                         error:\n{}",
+                        describe(actual)
+                    ))
+                }
+            }
+            Ok(actual) => self.fail(format_args!(
+                "then_error_matches: expected the command to be rejected, \
+                 but it was accepted and produced {}:\n{actual:#?}",
+                count(actual.len())
+            )),
+        }
+        self
+    }
+
+    /// Hands the state to `check`: the given state with the new events applied, or the
+    /// given state unchanged if the command was rejected. `check` asserts what it wants.
+    pub fn then_state(self, check: impl FnOnce(&A)) -> Self {
+        check(&self.state);
+        self
+    }
+
+    /// The handler's result: the new events, or the rejection.
+    pub fn result(&self) -> Result<&[A::Event], &A::Error> {
+        self.result.as_deref()
+    }
+
+    /// The state after the command: see [`then_state`](Self::then_state).
+    pub fn state(&self) -> &A {
+        &self.state
+    }
+
+    /// The metadata the command was sent with ([`Given::when_with`]; empty otherwise).
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// The new events as they would be appended: encoded with [`JsonCodec`] and carrying
+    /// the command's metadata. Empty if the command was rejected.
+    pub fn encoded_events(&self) -> &[NewEvent] {
+        &self.encoded
+    }
+
+    /// Takes the handler's result out of the outcome.
+    pub fn into_result(self) -> Result<Vec<A::Event>, A::Error> {
+        self.result
+    }
+
+    #[track_caller]
+    fn fail(&self, message: fmt::Arguments<'_>) {
+        panic!("{message}\n\n{}", scenario::<A>(self.given, self.command));
+    }
+}
+
+impl<A: Aggregate + Debug> Debug for Then<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Then")
+            .field("command", &self.command)
+            .field("result", &self.result)
+            .field("state", &self.state)
+            .field("metadata", &self.metadata)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs the command and every automatic check.
+#[track_caller]
+fn run<A>(
+    given: Vec<A::Event>,
+    services: &A::Services,
+    command: A::Command,
+    metadata: Metadata,
+) -> Then<A>
+where
+    A: Aggregate + PartialEq + Debug,
+    A::Event: PartialEq,
+{
+    let command_name = command.command_name();
+    let context = || scenario::<A>(given.len(), command_name);
+
+    for event in &given {
+        if let Err(failure) = round_trip(event, Metadata::default()) {
+            panic!("{failure}\n\nthe event is a given event\n\n{}", context());
+        }
+    }
+
+    // Fold the history twice: an apply that reads anything but its event shows here even
+    // when the command is then rejected.
+    let mut state = fold::<A>(given.iter());
+    let reference = fold::<A>(given.iter());
+    if state != reference {
+        panic!(
+            "refold check: apply is not a pure function of its events: folding the given \
+             events twice from A::default() gave different states (- first, + second)\n{}\n\n{}",
+            diff(&state, &reference),
+            context()
+        );
+    }
+
+    let result = block_on(state.handle(command, services));
+
+    if state != reference {
+        panic!(
+            "state check: handle changed the state while {} the command; a handler must \
+             only decide, changing the state is apply's job (- before handle, + after \
+             handle)\n{}\n\n{}",
+            if result.is_ok() {
+                "accepting"
+            } else {
+                "rejecting"
+            },
+            diff(&reference, &state),
+            context()
+        );
+    }
+
+    let mut encoded = Vec::new();
+    if let Ok(events) = &result {
+        for event in events {
+            match round_trip(event, metadata.clone()) {
+                Ok(new) => encoded.push(new),
+                Err(failure) => panic!("{failure}\n\nthe event is a new event\n\n{}", context()),
+            }
+        }
+        for event in events {
+            state.apply(event);
+        }
+        let refolded = fold::<A>(given.iter().chain(events));
+        if state != refolded {
+            panic!(
+                "refold check: apply is not a pure function of its events: the state the \
+                 handler path produced differs from the state refolded from the given and \
+                 new events (- live: given state + new events, + refolded from \
+                 A::default())\n{}\n\n{}",
+                diff(&state, &refolded),
+                context()
+            );
+        }
+    }
+
+    Then {
+        given: given.len(),
+        command: command_name,
+        result,
+        state,
+        metadata,
+        encoded,
+    }
+}
+
+/// Folds `events` into `A::default()`.
+fn fold<'e, A: Aggregate>(events: impl Iterator<Item = &'e A::Event>) -> A {
+    let mut state = A::default();
+    for event in events {
+        state.apply(event);
+    }
+    state
+}
+
+/// Encodes `event` into a [`NewEvent`] and decodes it back; the envelope, or why the round
+/// trip failed.
+fn round_trip<E>(event: &E, metadata: Metadata) -> Result<NewEvent, String>
+where
+    E: DomainEvent + PartialEq,
+{
+    let event_type = event.event_type();
+    let new = NewEvent::encode(event, &JsonCodec, metadata).map_err(|error| {
+        format!(
+            "codec check: event `{event_type}` cannot be encoded with the json codec\n\n\
+             error: {error}\n\nevent:\n{event:#?}"
+        )
+    })?;
+    let payload = String::from_utf8_lossy(&new.payload);
+    let fail = |what: String| {
+        format!(
+            "codec check: event `{event_type}` does not survive a json round trip: {what}\n\n\
+             payload: {payload}"
+        )
+    };
+    let decoded = E::decode(
+        &JsonCodec,
+        &new.event_type,
+        new.schema_version,
+        &new.payload,
+    )
+    .map_err(|error| {
+        fail(format!(
+            "it does not decode\n\nerror: {error}\n\nevent:\n{event:#?}"
+        ))
+    })?;
+    if decoded != *event {
+        return Err(fail(format!(
+            "it decodes to a different value (- original, + decoded)\n{}",
+            diff(event, &decoded)
+        )));
+    }
+    if decoded.event_type() != event_type {
+        return Err(fail(format!(
+            "it decodes as event type `{}`",
+            decoded.event_type()
+        )));
+    }
+    Ok(new)
+}
+
+/// Drives `future` to completion on a current-thread runtime, on a scoped thread of its
+/// own if this thread already runs a runtime.
+fn block_on<F>(future: F) -> F::Output
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    let run = move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("cqrs-testing: cannot build a tokio runtime for the handler")
+            .block_on(future)
+    };
+    if tokio::runtime::Handle::try_current().is_ok() {
+        std::thread::scope(|scope| match scope.spawn(run).join() {
+            Ok(output) => output,
+            Err(panic) => std::panic::resume_unwind(panic),
+        })
+    } else {
+        run()
+    }
+}
+
+/// The last paragraph of every failure: which scenario failed.
+fn scenario<A: Aggregate>(given: usize, command: &str) -> String {
+    format!(
+        "scenario: {} given {}, when `{command}`",
+        A::TYPE_NAME,
+        count(given)
+    )
+}
+
+/// An error's `{:#?}` form, and its `Display` form beside it.
+fn describe<E: std::error::Error>(error: &E) -> String {
+    format!("{error:#?}\n(displays as: {error})")
+}
+
+fn count(n: usize) -> String {
+    match n {
+        1 => "1 event".to_owned(),
+        n => format!("{n} events"),
+    }
+}
+
+/// A line diff of the `{:#?}` forms of `expected` and `actual`: common lines prefixed with
+/// two spaces, expected-only lines with `- `, actual-only lines with `+ `. Long runs of
+/// common lines are elided when the output is long. No trailing newline.
+fn diff<E: Debug + ?Sized, F: Debug + ?Sized>(expected: &E, actual: &F) -> String {
+    let expected = format!("{expected:#?}\n");
+    let actual = format!("{actual:#?}\n");
+    if expected == actual {
+        return format!(
+            "{}(the two print identically: they differ in something Debug does not show)\n",
+            prefixed("  ", &expected)
+        )
+        .trim_end()
+        .to_owned();
+    }
+    let text = similar::TextDiff::from_lines(&expected, &actual);
+    let long = expected.lines().count().max(actual.lines().count()) > 60;
+    let groups = if long {
+        text.grouped_ops(4)
+    } else {
+        vec![text.ops().to_vec()]
+    };
+    let mut out = String::new();
+    for (i, group) in groups.iter().enumerate() {
+        if i > 0 {
+            out.push_str("  ...\n");
+        }
+        for op in group {
+            for change in text.iter_changes(op) {
+                let sign = match change.tag() {
+                    similar::ChangeTag::Delete => "- ",
+                    similar::ChangeTag::Insert => "+ ",
+                    similar::ChangeTag::Equal => "  ",
+                };
+                let _ = write!(out, "{sign}{}", change.value());
+                if change.missing_newline() {
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    out.truncate(out.trim_end().len());
+    out
+}
+
+fn prefixed(prefix: &str, text: &str) -> String {
+    text.lines().fold(String::new(), |mut out, line| {
+        let _ = writeln!(out, "{prefix}{line}");
+        out
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::diff;
+
+    #[test]
+    fn the_diff_marks_expected_and_actual_lines() {
+        let d = diff(&vec![1, 2, 3], &vec![1, 5, 3]);
+        assert_eq!(d, "  [\n      1,\n-     2,\n+     5,\n      3,\n  ]");
+    }
+
+    #[test]
+    fn a_long_diff_elides_common_runs() {
+        let a: Vec<u32> = (0..200).collect();
+        let mut b = a.clone();
+        b[10] = 1000;
+        b[150] = 2000;
+        let d = diff(&a, &b);
+        assert!(d.contains("-     10,\n+     1000,\n"), "{d}");
+        assert!(d.contains("-     150,\n+     2000,\n"), "{d}");
+        assert!(d.contains("  ...\n"), "{d}");
+        assert!(d.lines().count() < 40, "{d}");
+    }
+
+    #[test]
+    fn values_that_print_alike_are_called_out() {
+        let d = diff(&f64::NAN, &f64::NAN);
+        assert!(d.contains("Debug does not show"), "{d}");
+    }
+}
