@@ -1,0 +1,14 @@
+//! Every chapter of the book, pulled in as documentation so that `cargo test` compiles
+//! and runs each of its Rust samples. A sample that is never compiled rots.
+
+/// The quickstart chapter.
+#[doc = include_str!("src/quickstart.md")]
+pub mod quickstart {}
+
+/// The aggregates chapter.
+#[doc = include_str!("src/aggregates.md")]
+pub mod aggregates {}
+
+/// The testing chapter.
+#[doc = include_str!("src/testing.md")]
+pub mod testing {}
