@@ -52,6 +52,11 @@ use crate::event::DomainEvent;
 /// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
 /// # }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an aggregate",
+    label = "`{Self}` does not implement `Aggregate`",
+    note = "add `#[derive(Aggregate)]` and `#[aggregate(command = .., event = .., error = ..)]` to `{Self}`"
+)]
 pub trait Aggregate: Default + Send + Sync + 'static {
     /// The aggregate type name: the prefix of its stream ids (`<TYPE_NAME>-<id>`).
     const TYPE_NAME: &'static str;

@@ -82,18 +82,21 @@ pub trait IntoEvents<E, M> {
     fn into_events(self) -> Vec<E>;
 }
 
+#[diagnostic::do_not_recommend]
 impl<E> IntoEvents<E, One> for E {
     fn into_events(self) -> Vec<E> {
         vec![self]
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<E> IntoEvents<E, Many> for Vec<E> {
     fn into_events(self) -> Vec<E> {
         self
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<E> IntoEvents<E, Maybe> for Option<E> {
     fn into_events(self) -> Vec<E> {
         self.into_iter().collect()
@@ -105,19 +108,21 @@ impl<E> IntoEvents<E, Maybe> for Option<E> {
 #[diagnostic::on_unimplemented(
     message = "a `#[handle]` method cannot return `{Self}`",
     label = "return an event, a `Vec` or an `Option` of events, or a `Result` of those",
-    note = "the aggregate's event type is `{E}` and its error type is `{Er}`"
+    note = "the aggregate's event type is `{E}` and its error type is `{Er}`; a `Result`'s error must convert into `{Er}` with `From`"
 )]
 pub trait IntoHandled<E, Er, M> {
     /// Converts into the runtime's shape.
     fn into_handled(self) -> Result<Vec<E>, Er>;
 }
 
+#[diagnostic::do_not_recommend]
 impl<T: IntoEvents<E, M>, E, Er, M> IntoHandled<E, Er, Infallible<M>> for T {
     fn into_handled(self) -> Result<Vec<E>, Er> {
         Ok(self.into_events())
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<T: IntoEvents<E, M>, X, E, Er: From<X>, M> IntoHandled<E, Er, Fallible<M>> for Result<T, X> {
     fn into_handled(self) -> Result<Vec<E>, Er> {
         match self {
@@ -125,12 +130,4 @@ impl<T: IntoEvents<E, M>, X, E, Er: From<X>, M> IntoHandled<E, Er, Fallible<M>> 
             Err(x) => Err(Er::from(x)),
         }
     }
-}
-
-/// Converts a handler's return value for aggregate `A`.
-#[inline(always)]
-pub fn into_handled<A: Aggregate, M, T: IntoHandled<A::Event, A::Error, M>>(
-    value: T,
-) -> Result<Vec<A::Event>, A::Error> {
-    value.into_handled()
 }

@@ -103,6 +103,8 @@ pub(crate) struct Method<'a> {
     pub(crate) func: &'a syn::ImplItemFn,
     /// The variant it serves, by name or as named in the attribute.
     pub(crate) variant: Ident,
+    /// Whether the attribute names the variant: `#[handle(Deposit)]`.
+    pub(crate) named_explicitly: bool,
     /// The parameters bound to the variant's fields, in order.
     pub(crate) fields: Vec<Param>,
     /// The `#[services]` parameter, if any.

@@ -10,6 +10,7 @@ use syn::punctuated::Punctuated;
 use syn::{Attribute, LitInt, LitStr, Meta, Path, Token, Type};
 
 use crate::ctxt::Ctxt;
+use crate::util::did_you_mean;
 
 pub(crate) const EVENT: &str = "event";
 pub(crate) const COMMAND: &str = "command";
@@ -63,11 +64,48 @@ impl<'c, T> Once<'c, T> {
     }
 }
 
-fn unknown_key(meta: &ParseNestedMeta<'_>, attr: &str, expected: &str) -> syn::Error {
+/// The error for a key `attr` does not know, suggesting the known key it likely misspells.
+/// Returns that key too, so that a required key is not also reported missing.
+fn unknown_key(
+    meta: &ParseNestedMeta<'_>,
+    attr: &str,
+    known: &[&'static str],
+) -> (syn::Error, Option<&'static str>) {
     let key = meta.path.to_token_stream().to_string().replace(' ', "");
-    meta.error(format!(
-        "unknown key `{key}` in `#[{attr}(..)]`; expected {expected}"
-    ))
+    let suggestion = did_you_mean(&key, known);
+    let message = match suggestion {
+        Some(k) => format!("unknown key `{key}` in `#[{attr}(..)]`: did you mean `{k}`?"),
+        None => format!(
+            "unknown key `{key}` in `#[{attr}(..)]`; expected {}",
+            one_of(known)
+        ),
+    };
+    (meta.error(message), suggestion)
+}
+
+/// Skips the value of a key already reported as unknown (`= ...` up to the next `,`, or a
+/// parenthesized list), so the keys after it are still read.
+fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+    meta.input.step(|cursor| {
+        let mut rest = *cursor;
+        while let Some((tt, next)) = rest.token_tree() {
+            if matches!(&tt, proc_macro2::TokenTree::Punct(p) if p.as_char() == ',') {
+                break;
+            }
+            rest = next;
+        }
+        Ok(((), rest))
+    })
+}
+
+/// `` `a`, `b` or `c` ``.
+fn one_of(keys: &[&str]) -> String {
+    let quoted: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
+    match quoted.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
 }
 
 /// `#[event(name = "...", version = N)]` on an event variant.
@@ -85,23 +123,24 @@ pub(crate) fn event_variant(cx: &Ctxt, attrs: &[Attribute]) -> EventVariantAttrs
                 // #[event(name = "Renamed")]
                 let lit: LitStr = meta.value()?.parse()?;
                 if lit.value().is_empty() {
-                    return Err(meta.error("`#[event(name = ..)]` must not be empty"));
+                    cx.error(&lit, "`#[event(name = ..)]` must not be empty");
+                } else {
+                    name.set(&meta.path, lit);
                 }
-                name.set(&meta.path, lit);
             } else if meta.path.is_ident(VERSION) {
                 // #[event(version = 2)]
                 let lit: LitInt = meta.value()?.parse()?;
                 match lit.base10_parse::<u32>() {
-                    Ok(0) | Err(_) => {
-                        return Err(syn::Error::new_spanned(
-                            &lit,
-                            "`#[event(version = ..)]` must be a whole number from 1",
-                        ));
-                    }
+                    Ok(0) | Err(_) => cx.error(
+                        &lit,
+                        "`#[event(version = ..)]` must be a whole number from 1: schema \
+                         versions start at 1",
+                    ),
                     Ok(_) => version.set(&meta.path, lit),
                 }
             } else {
-                return Err(unknown_key(&meta, EVENT, "`name` or `version`"));
+                cx.syn_error(unknown_key(&meta, EVENT, &[NAME, VERSION]).0);
+                skip_value(&meta)?;
             }
             Ok(())
         });
@@ -123,10 +162,11 @@ pub(crate) fn command_field_is_id(cx: &Ctxt, attrs: &[Attribute]) -> bool {
             if meta.path.is_ident(ID) {
                 // #[command(id)]
                 id.set(&meta.path, ());
-                Ok(())
             } else {
-                Err(unknown_key(&meta, COMMAND, "`id`"))
+                cx.syn_error(unknown_key(&meta, COMMAND, &[ID]).0);
+                skip_value(&meta)?;
             }
+            Ok(())
         });
         if let Err(e) = result {
             cx.syn_error(e);
@@ -149,6 +189,8 @@ pub(crate) struct AggregateAttrs {
     pub(crate) error: Option<Type>,
     pub(crate) services: Option<Type>,
     pub(crate) name: Option<LitStr>,
+    /// Keys suggested for misspelled ones: already reported, so not missing too.
+    pub(crate) suggested: Vec<&'static str>,
 }
 
 pub(crate) fn aggregate(cx: &Ctxt, attrs: &[Attribute]) -> (AggregateAttrs, bool) {
@@ -158,6 +200,7 @@ pub(crate) fn aggregate(cx: &Ctxt, attrs: &[Attribute]) -> (AggregateAttrs, bool
     let mut services = Once::new(cx, AGGREGATE, SERVICES_KEY);
     let mut name = Once::new(cx, AGGREGATE, NAME);
     let mut seen = false;
+    let mut suggested = Vec::new();
     for attr in attrs.iter().filter(|a| a.path().is_ident(AGGREGATE)) {
         seen = true;
         let result = attr.parse_nested_meta(|meta| {
@@ -177,15 +220,19 @@ pub(crate) fn aggregate(cx: &Ctxt, attrs: &[Attribute]) -> (AggregateAttrs, bool
                 // #[aggregate(name = "BankAccount")]
                 let lit: LitStr = meta.value()?.parse()?;
                 if lit.value().is_empty() {
-                    return Err(meta.error("`#[aggregate(name = ..)]` must not be empty"));
+                    cx.error(&lit, "`#[aggregate(name = ..)]` must not be empty");
+                } else {
+                    name.set(&meta.path, lit);
                 }
-                name.set(&meta.path, lit);
             } else {
-                return Err(unknown_key(
+                let (error, suggestion) = unknown_key(
                     &meta,
                     AGGREGATE,
-                    "`command`, `event`, `error`, `services` or `name`",
-                ));
+                    &[COMMAND_KEY, EVENT_KEY, ERROR_KEY, SERVICES_KEY, NAME],
+                );
+                suggested.extend(suggestion);
+                cx.syn_error(error);
+                skip_value(&meta)?;
             }
             Ok(())
         });
@@ -199,6 +246,7 @@ pub(crate) fn aggregate(cx: &Ctxt, attrs: &[Attribute]) -> (AggregateAttrs, bool
         error: error.get(),
         services: services.get(),
         name: name.get(),
+        suggested,
     };
     (attrs, seen)
 }
@@ -228,6 +276,7 @@ impl MethodKind {
 /// Reads `#[handle]`, `#[handle(Variant)]`, `#[apply]`, `#[apply(Variant)]` of a method.
 pub(crate) fn method(cx: &Ctxt, attrs: &[Attribute]) -> Option<MethodAttr> {
     let mut found: Option<MethodAttr> = None;
+    let mut conflict = false;
     for attr in attrs {
         let kind = if attr.path().is_ident(HANDLE) {
             MethodKind::Handle
@@ -246,14 +295,18 @@ pub(crate) fn method(cx: &Ctxt, attrs: &[Attribute]) -> Option<MethodAttr> {
                         paths[0].get_ident().cloned()
                     }
                     _ => {
+                        let example = match kind {
+                            MethodKind::Handle => "Deposit",
+                            MethodKind::Apply => "Deposited",
+                        };
                         cx.error(
-                        &list.tokens,
-                        format!(
-                            "`#[{}(..)]` takes the name of one variant, e.g. `#[{}(Deposited)]`",
-                            kind.name(),
-                            kind.name()
-                        ),
-                    );
+                            &list.tokens,
+                            format!(
+                                "`#[{0}(..)]` takes the name of one variant, e.g. \
+                                 `#[{0}({example})]`",
+                                kind.name()
+                            ),
+                        );
                         None
                     }
                 }
@@ -267,17 +320,25 @@ pub(crate) fn method(cx: &Ctxt, attrs: &[Attribute]) -> Option<MethodAttr> {
             }
         };
         if let Some(prev) = &found {
-            let message = if prev.kind == kind {
-                format!("duplicate `#[{}]` on one method: give it once", kind.name())
+            if prev.kind == kind {
+                cx.error(
+                    attr,
+                    format!("duplicate `#[{}]` on one method: give it once", kind.name()),
+                );
             } else {
-                "a method is either `#[handle]` or `#[apply]`, not both".to_owned()
-            };
-            cx.error(attr, message);
+                cx.error(
+                    attr,
+                    "a method is either `#[handle]` (decides on a command) or `#[apply]` \
+                     (applies an event), not both: keep one",
+                );
+                // Its shape would be wrong for one of the two: say nothing more about it.
+                conflict = true;
+            }
             continue;
         }
         found = Some(MethodAttr { kind, variant });
     }
-    found
+    if conflict { None } else { found }
 }
 
 /// True if a parameter carries `#[services]`; other attributes on it are errors.

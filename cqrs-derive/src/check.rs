@@ -121,7 +121,10 @@ pub(crate) fn method<'a>(
     if sig.asyncness.is_some() && kind == MethodKind::Apply {
         cx.error(
             sig.asyncness,
-            format!("`#[apply]` method `{name}` cannot be `async`: applying an event is pure and does no I/O"),
+            format!(
+                "`#[apply]` method `{name}` cannot be `async`: applying an event is pure and \
+                 does no I/O, remove `async`"
+            ),
         );
         ok = false;
     }
@@ -155,7 +158,8 @@ pub(crate) fn method<'a>(
             if kind == MethodKind::Apply {
                 cx.error(
                     pat_type,
-                    "`#[apply]` methods cannot take `#[services]`: applying an event uses only the event",
+                    "`#[apply]` methods cannot take `#[services]`: applying an event uses only the \
+                     event and the state, remove this parameter",
                 );
                 ok = false;
             } else if services.is_some() {
@@ -167,7 +171,15 @@ pub(crate) fn method<'a>(
                 );
                 ok = false;
             } else if !matches!(*pat_type.ty, Type::Reference(_)) {
-                cx.error(&pat_type.ty, "the `#[services]` parameter borrows the services: write `services: &MyServices`");
+                let param = pat_type.pat.to_token_stream().to_string();
+                let ty = crate::util::type_to_string(&pat_type.ty);
+                cx.error(
+                    &pat_type.ty,
+                    format!(
+                        "the `#[services]` parameter borrows the aggregate's services: write \
+                         `{param}: &{ty}`"
+                    ),
+                );
                 ok = false;
             } else {
                 services = Some(pat_type);
@@ -207,6 +219,7 @@ pub(crate) fn method<'a>(
         kind,
         func,
         variant,
+        named_explicitly: found.variant.is_some(),
         fields,
         services,
         is_async: sig.asyncness.is_some(),

@@ -28,10 +28,14 @@ impl Ctxt {
 
     /// The `compile_error!` invocations for every error collected.
     pub(crate) fn into_compile_errors(self) -> TokenStream {
-        self.errors
-            .into_inner()
+        self.into_errors()
             .iter()
             .map(syn::Error::to_compile_error)
             .collect()
+    }
+
+    /// The errors collected, in the order they were found.
+    pub(crate) fn into_errors(self) -> Vec<syn::Error> {
+        self.errors.into_inner()
     }
 }

@@ -13,6 +13,9 @@ mod ctxt;
 mod expand;
 mod util;
 
+#[cfg(test)]
+mod tests;
+
 use proc_macro::TokenStream;
 
 /// Implements `DomainEvent` for an event enum. See `cqrs_core::DomainEvent`.

@@ -54,6 +54,32 @@ pub(crate) fn type_to_string(ty: &syn::Type) -> String {
     out
 }
 
+/// The candidate closest to `word`, if it is close enough to be a likely typo: an edit
+/// distance of at most 2, or one containing the other (`command_type` → `command`).
+pub(crate) fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|&c| (edit_distance(word, c), c))
+        .filter(|&(d, c)| d <= 2 || (c.len() >= 3 && (word.contains(c) || c.contains(word))))
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            let substitute = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = substitute.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +91,17 @@ mod tests {
         assert_eq!(snake_to_camel("r#type"), "Type");
         assert_eq!(camel_to_snake("OpenAccount"), "open_account");
         assert_eq!(camel_to_snake("Paid"), "paid");
+    }
+
+    #[test]
+    fn typos_find_the_key_they_miss() {
+        let keys = ["command", "event", "error", "services", "name"];
+        assert_eq!(did_you_mean("command_type", &keys), Some("command"));
+        assert_eq!(did_you_mean("errors", &keys), Some("error"));
+        assert_eq!(did_you_mean("evnt", &keys), Some("event"));
+        assert_eq!(did_you_mean("rename", &["name", "version"]), Some("name"));
+        assert_eq!(did_you_mean("label", &keys), None);
+        assert_eq!(did_you_mean("key", &["id"]), None);
     }
 
     #[test]

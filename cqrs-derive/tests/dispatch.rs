@@ -144,9 +144,10 @@ impl Order {
         self.total = *total;
     }
 
+    /// `&str` for a `String` field: the call coerces.
     #[apply]
-    fn noted(&mut self, _0: &String, _1: &u8) {
-        self.notes.push((_0.clone(), *_1));
+    fn noted(&mut self, _0: &str, _1: &u8) {
+        self.notes.push((_0.to_owned(), *_1));
     }
 
     /// A subset of fields (here: the only one) by position.
@@ -161,8 +162,8 @@ impl Order {
     }
 
     #[apply]
-    fn shipped(&mut self, carrier: &String) {
-        self.carrier = Some(carrier.clone());
+    fn shipped(&mut self, carrier: &str) {
+        self.carrier = Some(carrier.to_owned());
     }
 
     /// Ordinary methods stay as they are.

@@ -24,43 +24,62 @@ pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
         );
     }
     let (attrs, seen) = attr::aggregate(&cx, &input.attrs);
-    if !seen {
+    if seen {
+        let missing: Vec<String> = [
+            ("command", &attrs.command),
+            ("event", &attrs.event),
+            ("error", &attrs.error),
+        ]
+        .into_iter()
+        .filter(|(key, value)| value.is_none() && !attrs.suggested.contains(key))
+        .map(|(key, _)| format!("`{key} = ..`"))
+        .collect();
+        if !missing.is_empty() {
+            let at = input
+                .attrs
+                .iter()
+                .rfind(|a| a.path().is_ident(attr::AGGREGATE));
+            cx.error(
+                at,
+                format!(
+                    "`#[aggregate(..)]` is missing {}: name the aggregate's command, event \
+                     and error types",
+                    missing.join(", ")
+                ),
+            );
+        }
+    } else {
         cx.error(
             ident,
             "`#[derive(Aggregate)]` needs `#[aggregate(command = .., event = .., error = ..)]` \
              naming the command, event and error types",
         );
-        return cx.into_compile_errors();
     }
-    let mut missing = Vec::new();
-    for (key, value) in [
-        ("command", &attrs.command),
-        ("event", &attrs.event),
-        ("error", &attrs.error),
-    ] {
-        if value.is_none() {
-            missing.push(key);
-        }
-    }
-    if !missing.is_empty() {
-        let list = missing
-            .iter()
-            .map(|k| format!("`{k} = ..`"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let at = input
-            .attrs
-            .iter()
-            .find(|a| a.path().is_ident(attr::AGGREGATE));
-        match at {
-            Some(at) => cx.error(at, format!("`#[aggregate(..)]` is missing {list}")),
-            None => cx.error(ident, format!("`#[aggregate(..)]` is missing {list}")),
-        }
-    }
-    let (Some(command), Some(event), Some(error)) = (attrs.command, attrs.event, attrs.error)
-    else {
-        return cx.into_compile_errors();
+
+    // A type that could not be read is replaced by an error type, made from the first error:
+    // the impl still exists, and code using the aggregate (such as `#[aggregate_impl]`)
+    // type-checks against it silently instead of failing at every use.
+    let mut errors = cx.into_errors();
+    let mut first_missing: Option<TokenStream> = None;
+    let mut resolve = |value: Option<syn::Type>, assoc: TokenStream| match value {
+        Some(ty) => quote!(#ty),
+        None => match &first_missing {
+            Some(earlier) => quote!(<Self as ::cqrs_core::Aggregate>::#earlier),
+            None => {
+                first_missing = Some(assoc);
+                let error = if errors.is_empty() {
+                    syn::Error::new_spanned(ident, "`#[aggregate(..)]` is incomplete")
+                } else {
+                    errors.remove(0)
+                }
+                .to_compile_error();
+                quote!([(); #error])
+            }
+        },
     };
+    let command = resolve(attrs.command, quote!(Command));
+    let event = resolve(attrs.event, quote!(Event));
+    let error = resolve(attrs.error, quote!(Error));
     let services = attrs.services.map_or_else(|| quote!(()), |s| quote!(#s));
     let name = attrs.name.map_or_else(|| ident.to_string(), |n| n.value());
     let expanded = quote! {
@@ -89,6 +108,6 @@ pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
             }
         }
     };
-    let errors = cx.into_compile_errors();
-    quote!(#expanded #errors)
+    let errors = errors.iter().map(syn::Error::to_compile_error);
+    quote!(#expanded #(#errors)*)
 }

@@ -8,6 +8,7 @@ use super::{any_pattern, suggested_signature, variants_impl};
 use crate::ast::Enum;
 use crate::attr;
 use crate::ctxt::Ctxt;
+use crate::util::type_to_string;
 
 pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
     let cx = Ctxt::default();
@@ -38,10 +39,16 @@ pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
             .collect();
         if let [first, rest @ ..] = ids.as_slice() {
             for extra in rest {
+                let at = extra
+                    .original
+                    .attrs
+                    .iter()
+                    .find(|a| a.path().is_ident(attr::COMMAND));
                 cx.error(
-                    extra.original,
+                    at,
                     format!(
-                        "variant `{}` marks two fields `#[command(id)]`; one field names the aggregate",
+                        "variant `{}` marks two fields `#[command(id)]`: one field names the aggregate \
+                         instance, remove this one",
                         v.ident
                     ),
                 );
@@ -78,18 +85,56 @@ pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
         )
     };
     let variants = variants_impl(&en, missing);
+    let fields = handler_fields(&en);
     let expanded = quote! {
         #[automatically_derived]
         impl ::cqrs_core::Command for #ident {
             #[inline]
             fn command_name(&self) -> &'static str {
-                match self { #(#patterns => #names,)* }
+                match *self { #(#patterns => #names,)* }
             }
             #aggregate_id
         }
 
         #variants
+        #fields
     };
     let errors = cx.into_compile_errors();
     quote!(#expanded #errors)
+}
+
+/// The fields of each variant, read by the checks `#[aggregate_impl]` generates: a
+/// `#[handle]` method must take every field of its variant, and this says, for each
+/// field, what to write when one does not.
+///
+/// `(variant, [(parameter name, message if the handler lacks it)])`. An inherent constant
+/// because `cqrs_core::__private::VariantInfo` has no room for fields.
+fn handler_fields(en: &Enum<'_>) -> TokenStream {
+    let ident = en.ident;
+    let enum_name = ident.to_string();
+    let rows = en.variants.iter().map(|v| {
+        let variant = v.ident.to_string();
+        let fields = v.fields.iter().map(|f| {
+            let param = f.param_name();
+            let message = format!(
+                "the `#[handle]` method of `{enum_name}::{variant}` does not take its field \
+                 `{param}`: add the parameter `{param}: {ty}` (a handler receives every field \
+                 of its command)",
+                ty = type_to_string(f.ty),
+            );
+            quote!((#param, #message))
+        });
+        quote!((#variant, &[#(#fields),*]))
+    });
+    quote! {
+        #[automatically_derived]
+        impl #ident {
+            #[doc(hidden)]
+            #[allow(unreachable_pub)]
+            pub const __CQRS_HANDLER_FIELDS: &'static [(
+                &'static str,
+                &'static [(&'static str, &'static str)],
+            )] = &[#(#rows),*];
+        }
+    }
 }

@@ -57,7 +57,7 @@ pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
     let schema_version = if versions.iter().all(|&v| v == 1) {
         quote!(1)
     } else {
-        quote!(match self { #(#patterns => #versions,)* })
+        quote!(match *self { #(#patterns => #versions,)* })
     };
     let missing = |v: &crate::ast::Variant<'_>| {
         format!(
@@ -77,7 +77,7 @@ pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
 
             #[inline]
             fn event_type(&self) -> &'static str {
-                match self { #(#patterns => #type_names,)* }
+                match *self { #(#patterns => #type_names,)* }
             }
 
             #[inline]
@@ -85,6 +85,7 @@ pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
                 #schema_version
             }
 
+            #[allow(unreachable_code)] // an enum without variants knows no type name
             fn decode<__C: ::cqrs_core::Codec>(
                 __codec: &__C,
                 __event_type: &str,
