@@ -6,6 +6,7 @@ mod middleware;
 mod retry;
 
 use std::borrow::Cow;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use tokio::sync::Mutex;
@@ -18,7 +19,7 @@ pub use retry::RetryPolicy;
 use crate::aggregate::Aggregate;
 use crate::codec::{Codec, JsonCodec};
 use crate::command::Command;
-use crate::event::{DomainEvent, EventEnvelope, Metadata, NewEvent};
+use crate::event::{DomainEvent, EventEnvelope, Metadata, NewEvent, RecordedEvent};
 use crate::store::{EventStore, ExpectedVersion, StoreError};
 use middleware::Core;
 
@@ -352,30 +353,47 @@ impl<A: Aggregate, C: Codec> Inner<A, C> {
         }
     }
 
-    /// Reads the events after `slot.version` and applies them.
+    /// Reads the events after `slot.version` and applies them, decoding each in place as
+    /// the store lends it (no copy of the stream is made).
     async fn catch_up(&self, slot: &mut Slot<A>) -> Result<(), CommandError<A::Error>> {
         slot.fresh = false;
-        let events = self
-            .store
-            .read_stream(&slot.stream_id, slot.version + 1)
-            .await
-            .map_err(CommandError::Store)?;
-        for recorded in &events {
-            if recorded.version != slot.version + 1 {
-                return Err(CommandError::Store(StoreError::Backend(
+        let mut failure = None;
+        let from = slot.version + 1;
+        let (state, version, stream_id) = (&mut slot.state, &mut slot.version, &slot.stream_id);
+        let mut visit = |recorded: &RecordedEvent| {
+            if recorded.version != *version + 1 {
+                failure = Some(CommandError::Store(StoreError::Backend(
                     format!(
-                        "stream `{}` jumps from version {} to {}",
-                        slot.stream_id, slot.version, recorded.version
+                        "stream `{stream_id}` jumps from version {} to {}",
+                        *version, recorded.version
                     )
                     .into(),
                 )));
+                return ControlFlow::Break(());
             }
-            let event: A::Event = recorded.decode(&self.codec)?;
-            slot.state.apply(&event);
-            slot.version = recorded.version;
+            match recorded.decode::<A::Event, C>(&self.codec) {
+                Ok(event) => {
+                    state.apply(&event);
+                    *version = recorded.version;
+                    ControlFlow::Continue(())
+                }
+                Err(e) => {
+                    failure = Some(CommandError::Decode(e));
+                    ControlFlow::Break(())
+                }
+            }
+        };
+        self.store
+            .read_stream_with(stream_id, from, &mut visit)
+            .await
+            .map_err(CommandError::Store)?;
+        match failure {
+            Some(e) => Err(e),
+            None => {
+                slot.fresh = true;
+                Ok(())
+            }
         }
-        slot.fresh = true;
-        Ok(())
     }
 
     async fn run_command(

@@ -7,6 +7,7 @@
 pub mod memory;
 
 use std::fmt;
+use std::ops::ControlFlow;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -138,6 +139,9 @@ pub enum StoreError {
     Backend(#[source] BoxError),
 }
 
+/// What [`EventStore::read_stream_with`] calls for each event; `Break` stops the read.
+pub type EventVisitor<'a> = dyn for<'e> FnMut(&'e RecordedEvent) -> ControlFlow<()> + Send + 'a;
+
 /// Reads and appends events. Every adapter has the same semantics (see the storage
 /// chapter of the book); `dyn EventStore` is how the runtime holds one.
 ///
@@ -183,6 +187,25 @@ pub trait EventStore: Send + Sync + 'static {
         stream_id: &str,
         from_version: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Calls `visit` with each event of `stream_id` from version `from_version` on, in
+    /// order, without collecting them; stops early when `visit` breaks. This is the load
+    /// path of the runtime: an adapter that can lend its events (or decode rows as they
+    /// arrive) should override it; the default reads the stream with
+    /// [`read_stream`](Self::read_stream).
+    async fn read_stream_with(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        visit: &mut EventVisitor<'_>,
+    ) -> Result<(), StoreError> {
+        for event in &self.read_stream(stream_id, from_version).await? {
+            if visit(event).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
 
     /// Up to `limit` events of the global log from position `from_position` (inclusive),
     /// in position order.

@@ -1,0 +1,155 @@
+//! The `BankAccount` aggregate of the benchmark workload (WORKLOAD.md section 1), written
+//! with the derive macros.
+//!
+//! ```
+//! use cqrs_core::prelude::*;
+//! use cqrs_examples::bank::{BankAccount, BankCommand, BankError, BankEvent};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let accounts = Cqrs::<BankAccount>::builder(InMemoryEventStore::new()).build();
+//! let open = BankCommand::OpenAccount { account_id: "a-1".into(), owner: "ann".into() };
+//! accounts.execute_routed(open).await.unwrap();
+//! let done = accounts.execute("a-1", BankCommand::Deposit { amount: 5 }).await.unwrap();
+//! assert_eq!(done.events[0].event, BankEvent::Deposited { amount: 5, balance: 5 });
+//!
+//! let err = accounts.execute("a-1", BankCommand::Withdraw { amount: 9 }).await.unwrap_err();
+//! assert_eq!(err.rejection(), Some(&BankError::InsufficientFunds { balance: 5, requested: 9 }));
+//! # });
+//! ```
+
+use cqrs_core::prelude::*;
+
+/// What happened to a bank account. Stored under the variant names `AccountOpened`,
+/// `Deposited` and `Withdrew`, schema version 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Event)]
+pub enum BankEvent {
+    /// The account was opened.
+    AccountOpened {
+        /// Who owns it.
+        owner: String,
+    },
+    /// Money was paid in.
+    Deposited {
+        /// How much.
+        amount: u64,
+        /// The balance after the deposit.
+        balance: u64,
+    },
+    /// Money was taken out.
+    Withdrew {
+        /// How much.
+        amount: u64,
+        /// The balance after the withdrawal.
+        balance: u64,
+    },
+}
+
+/// What a bank account can be asked to do.
+#[derive(Debug, Clone, PartialEq, Eq, Command)]
+pub enum BankCommand {
+    /// Opens the account; names it, so it can be sent with
+    /// [`Cqrs::execute_routed`](cqrs_core::Cqrs::execute_routed).
+    OpenAccount {
+        /// The id of the account (the aggregate id).
+        #[command(id)]
+        account_id: String,
+        /// Who owns it.
+        owner: String,
+    },
+    /// Pays money in.
+    Deposit {
+        /// How much.
+        amount: u64,
+    },
+    /// Takes money out; refused if the balance does not cover it.
+    Withdraw {
+        /// How much.
+        amount: u64,
+    },
+}
+
+/// Why a bank account refuses a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BankError {
+    /// `OpenAccount` on an account that is already open.
+    #[error("the account is already open")]
+    AlreadyOpen,
+    /// A deposit or withdrawal on an account that was never opened.
+    #[error("the account is not open")]
+    NotOpen,
+    /// A withdrawal larger than the balance.
+    #[error("insufficient funds: the balance is {balance}, {requested} was requested")]
+    InsufficientFunds {
+        /// The balance at the time of the request.
+        balance: u64,
+        /// The amount asked for.
+        requested: u64,
+    },
+}
+
+/// A bank account: the fold of its events. Its aggregate type name (the prefix of its
+/// stream ids) is `BankAccount`.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Aggregate)]
+#[aggregate(command = BankCommand, event = BankEvent, error = BankError)]
+pub struct BankAccount {
+    /// Whether the account has been opened.
+    pub opened: bool,
+    /// The current balance.
+    pub balance: u64,
+}
+
+#[aggregate_impl]
+impl BankAccount {
+    #[handle]
+    fn open_account(&self, account_id: String, owner: String) -> Result<BankEvent, BankError> {
+        // The id routes the command; the stream already names the account.
+        let _ = account_id;
+        if self.opened {
+            return Err(BankError::AlreadyOpen);
+        }
+        Ok(BankEvent::AccountOpened { owner })
+    }
+
+    #[handle]
+    fn deposit(&self, amount: u64) -> Result<BankEvent, BankError> {
+        if !self.opened {
+            return Err(BankError::NotOpen);
+        }
+        Ok(BankEvent::Deposited {
+            amount,
+            balance: self.balance + amount,
+        })
+    }
+
+    #[handle]
+    fn withdraw(&self, amount: u64) -> Result<BankEvent, BankError> {
+        if !self.opened {
+            return Err(BankError::NotOpen);
+        }
+        if amount > self.balance {
+            return Err(BankError::InsufficientFunds {
+                balance: self.balance,
+                requested: amount,
+            });
+        }
+        Ok(BankEvent::Withdrew {
+            amount,
+            balance: self.balance - amount,
+        })
+    }
+
+    #[apply]
+    fn account_opened(&mut self) {
+        self.opened = true;
+    }
+
+    #[apply]
+    fn deposited(&mut self, balance: &u64) {
+        self.balance = *balance;
+    }
+
+    #[apply]
+    fn withdrew(&mut self, balance: &u64) {
+        self.balance = *balance;
+    }
+}

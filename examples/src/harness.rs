@@ -1,0 +1,654 @@
+//! The measurement logic of `bank-bench` (WORKLOAD.md sections 4, 6 and 7), shared by the
+//! binary and the tests.
+//!
+//! Each `run_*` function executes one workload once on a fresh store and returns what it
+//! measured; [`run_mem`] wraps them for the `mem` backend and turns the result into the
+//! JSON line of section 6, after asserting the check values.
+//!
+//! ```
+//! use cqrs_examples::harness::{BenchParams, Workload, run_mem};
+//!
+//! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+//! let params = BenchParams { accounts: 5, commands: 4, ..BenchParams::default() };
+//! let line = run_mem(Workload::W1, &params, true, 1).await.unwrap();
+//! assert_eq!(line["workload"], "W1");
+//! assert_eq!(line["commands"], 20);
+//! # });
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cqrs_core::prelude::*;
+use cqrs_core::{CodecError, Loaded, StoreError};
+use serde_json::{Value, json};
+
+use crate::bank::{BankAccount, BankError};
+use crate::workload::{
+    self, AccountSummaries, CheckValues, Planned, W3_ACCOUNT, round_robin_plan, task_accounts,
+    w3_events, w3_final_balance,
+};
+
+/// The value of the JSON field `framework`.
+pub const FRAMEWORK: &str = "cqrs-core";
+
+/// How many events W3 appends per `EventStore::append` call before timing.
+pub const W3_APPEND_BATCH: usize = 100;
+
+/// The aggregate cache capacity used when the cache is on (at least the account count).
+pub const CACHE_CAPACITY: usize = 10_000;
+
+/// The runtime W2 runs on, as reported in the JSON field `runtime`.
+pub const RUNTIME: &str = "tokio multi-thread, default worker count (= cores)";
+
+/// A workload of WORKLOAD.md section 4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Workload {
+    /// Sequential command throughput.
+    W1,
+    /// Concurrent command throughput, `tasks` tasks.
+    W2,
+    /// Rehydration of one long stream.
+    W3,
+    /// Rehydration from a snapshot plus tail (not available yet).
+    W3Snapshot,
+}
+
+impl Workload {
+    /// The name used in the JSON field `workload`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::W1 => "W1",
+            Self::W2 => "W2",
+            Self::W3 => "W3",
+            Self::W3Snapshot => "W3-snapshot",
+        }
+    }
+}
+
+/// The parameters of a benchmark run (the flags of `bank-bench`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BenchParams {
+    /// `A`: accounts in W1/W2.
+    pub accounts: usize,
+    /// `C`: commands per account in W1/W2.
+    pub commands: usize,
+    /// `T`: tasks in W2.
+    pub tasks: usize,
+    /// `N`: events of the W3 stream.
+    pub events: u64,
+    /// Snapshot interval of W3-snapshot.
+    pub snapshot_every: u64,
+    /// `L`: timed loads in W3.
+    pub loads: usize,
+    /// The command generator's seed.
+    pub seed: u64,
+}
+
+impl Default for BenchParams {
+    /// The defaults of WORKLOAD.md: A=1000, C=50, T=8, N=10,000, snapshots every 100,
+    /// L=100, SEED=42.
+    fn default() -> Self {
+        Self {
+            accounts: workload::DEFAULT_ACCOUNTS,
+            commands: workload::DEFAULT_COMMANDS,
+            tasks: 8,
+            events: 10_000,
+            snapshot_every: 100,
+            loads: 100,
+            seed: workload::DEFAULT_SEED,
+        }
+    }
+}
+
+impl BenchParams {
+    /// Checks that every count is at least 1.
+    pub fn validate(&self) -> Result<(), BenchError> {
+        let zero = [
+            ("accounts", self.accounts == 0),
+            ("commands", self.commands == 0),
+            ("tasks", self.tasks == 0),
+            ("events", self.events == 0),
+            ("loads", self.loads == 0),
+        ];
+        match zero.iter().find(|(_, z)| *z) {
+            Some((name, _)) => Err(BenchError::Params(format!("--{name} must be at least 1"))),
+            None => Ok(()),
+        }
+    }
+
+    /// True for A=1000, C=50, SEED=42, whose check values are published.
+    pub fn has_published_check_values(&self) -> bool {
+        self.accounts == workload::DEFAULT_ACCOUNTS
+            && self.commands == workload::DEFAULT_COMMANDS
+            && self.seed == workload::DEFAULT_SEED
+    }
+}
+
+/// Why a benchmark run failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BenchError {
+    /// A command failed for another reason than a domain rejection.
+    #[error("{workload}: command #{index} of its plan, on account `{account}`, failed: {source}")]
+    Command {
+        /// The workload.
+        workload: &'static str,
+        /// The account.
+        account: String,
+        /// The command's position in its task's plan.
+        index: usize,
+        /// The framework's error.
+        #[source]
+        source: Box<CommandError<BankError>>,
+    },
+    /// An accepted command wrote another number of events than one.
+    #[error("{workload}: {accepted} accepted commands wrote {events} events; each must write one")]
+    EventCount {
+        /// The workload.
+        workload: &'static str,
+        /// Accepted commands.
+        accepted: u64,
+        /// Events they wrote.
+        events: u64,
+    },
+    /// A W1/W2 run did not end with the check values.
+    #[error("{workload}: check values wrong: expected {expected:?}, observed {observed:?}")]
+    Check {
+        /// The workload.
+        workload: &'static str,
+        /// What a correct run ends with.
+        expected: CheckValues,
+        /// What this run ended with.
+        observed: CheckValues,
+    },
+    /// A W3 load did not return the fully applied state.
+    #[error(
+        "W3: load returned opened={opened}, balance={balance}, version={version}; expected \
+         opened=true, balance={expected_balance}, version={expected_version}"
+    )]
+    W3State {
+        /// Whether the loaded account is open.
+        opened: bool,
+        /// Its balance.
+        balance: u64,
+        /// Its version.
+        version: u64,
+        /// The balance it must have.
+        expected_balance: u64,
+        /// The version it must have.
+        expected_version: u64,
+    },
+    /// Loading the W3 account failed.
+    #[error("W3: load failed: {0}")]
+    Load(#[source] Box<CommandError<BankError>>),
+    /// The W3 pre-append failed.
+    #[error("W3: pre-append failed: {0}")]
+    Store(#[from] StoreError),
+    /// A W3 event could not be encoded.
+    #[error("W3: cannot encode an event: {0}")]
+    Encode(#[from] CodecError),
+    /// A W2 task panicked or was cancelled.
+    #[error("W2: a task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// The parameters are not usable.
+    #[error("invalid parameters: {0}")]
+    Params(String),
+    /// The workload or backend is not built yet.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// What a W1 or W2 run measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandRun {
+    /// W1: first call start to last call end; W2: start of spawning to the last task's end.
+    pub wall: Duration,
+    /// Every command's latency in nanoseconds, sorted.
+    pub latencies_ns: Vec<u64>,
+    /// The check values observed: counts from the command results, sums from the read
+    /// model.
+    pub observed: CheckValues,
+    /// Rows in the read model.
+    pub rows: usize,
+}
+
+impl CommandRun {
+    /// Commands per second over the wall time.
+    pub fn commands_per_s(&self) -> f64 {
+        self.observed.commands as f64 / self.wall.as_secs_f64()
+    }
+}
+
+/// What a W3 run measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadRun {
+    /// Events in the stream.
+    pub events: u64,
+    /// Every timed load's duration in nanoseconds, sorted.
+    pub latencies_ns: Vec<u64>,
+    /// Σ of the timed loads.
+    pub total: Duration,
+}
+
+impl LoadRun {
+    /// `N·L / Σ load times`.
+    pub fn events_per_s(&self) -> f64 {
+        (self.events * self.latencies_ns.len() as u64) as f64 / self.total.as_secs_f64()
+    }
+}
+
+/// The nearest-rank percentile `num/den` of sorted values: `sorted[ceil(num/den·n) − 1]`
+/// (0 for no values). Integer arithmetic, so `p99` of 50,000 values is exactly
+/// `sorted[49_499]`.
+///
+/// ```
+/// use cqrs_examples::harness::nearest_rank;
+/// let v: Vec<u64> = (1..=100).collect();
+/// assert_eq!(nearest_rank(&v, 50, 100), 50);
+/// assert_eq!(nearest_rank(&v, 99, 100), 99);
+/// assert_eq!(nearest_rank(&[7], 99, 100), 7);
+/// ```
+pub fn nearest_rank(sorted: &[u64], num: u64, den: u64) -> u64 {
+    let n = sorted.len() as u64;
+    if n == 0 {
+        return 0;
+    }
+    let rank = (n * num).div_ceil(den).clamp(1, n);
+    sorted[(rank - 1) as usize]
+}
+
+/// A fresh runtime over a fresh in-memory store, with the aggregate cache on (capacity
+/// at least `accounts`) or off (`cache_capacity(0)`: every command replays its stream).
+pub fn mem_cqrs(cache: bool, accounts: usize) -> Cqrs<BankAccount> {
+    let capacity = if cache {
+        CACHE_CAPACITY.max(accounts)
+    } else {
+        0
+    };
+    Cqrs::<BankAccount>::builder(InMemoryEventStore::new())
+        .cache_capacity(capacity)
+        .build()
+}
+
+/// The ids of accounts `0..accounts`, built before any clock starts.
+pub fn account_ids(accounts: usize) -> Arc<[String]> {
+    (0..accounts).map(workload::account_id).collect()
+}
+
+/// One task's part of a W1/W2 run.
+struct PlanRun {
+    first_start: Option<Instant>,
+    last_end: Option<Instant>,
+    latencies_ns: Vec<u64>,
+    accepted: u64,
+    events: u64,
+    rejected: u64,
+}
+
+/// Runs `plan` one command at a time. The timed call is `execute` plus the read-model
+/// update from the events it committed (the update cqrs-es makes inside `execute`).
+async fn run_plan(
+    workload: &'static str,
+    cqrs: &Cqrs<BankAccount>,
+    ids: &[String],
+    plan: Vec<Planned>,
+    summaries: &AccountSummaries,
+) -> Result<PlanRun, BenchError> {
+    let mut run = PlanRun {
+        first_start: None,
+        last_end: None,
+        latencies_ns: Vec::with_capacity(plan.len()),
+        accepted: 0,
+        events: 0,
+        rejected: 0,
+    };
+    for (index, Planned { account, command }) in plan.into_iter().enumerate() {
+        let id = ids[account].as_str();
+        let start = Instant::now();
+        let result = cqrs.execute(id, command).await;
+        if let Ok(committed) = &result {
+            summaries.apply(id, &committed.events);
+        }
+        let end = Instant::now();
+        run.first_start.get_or_insert(start);
+        run.last_end = Some(end);
+        run.latencies_ns.push((end - start).as_nanos() as u64);
+        match result {
+            Ok(committed) => {
+                run.accepted += 1;
+                run.events += committed.events.len() as u64;
+            }
+            Err(e) if e.rejection().is_some() => run.rejected += 1,
+            Err(source) => {
+                return Err(BenchError::Command {
+                    workload,
+                    account: id.to_owned(),
+                    index,
+                    source: Box::new(source),
+                });
+            }
+        }
+    }
+    Ok(run)
+}
+
+fn finish(
+    workload: &'static str,
+    wall: Duration,
+    runs: Vec<PlanRun>,
+    summaries: &AccountSummaries,
+) -> Result<CommandRun, BenchError> {
+    let total = runs.iter().map(|r| r.latencies_ns.len()).sum();
+    let mut latencies_ns = Vec::with_capacity(total);
+    let mut observed = CheckValues::default();
+    let mut events = 0;
+    for run in runs {
+        latencies_ns.extend_from_slice(&run.latencies_ns);
+        observed.accepted += run.accepted;
+        observed.rejected += run.rejected;
+        events += run.events;
+    }
+    latencies_ns.sort_unstable();
+    observed.commands = latencies_ns.len() as u64;
+    (observed.balance_sum, observed.tx_count_sum) = summaries.totals();
+    if events != observed.accepted {
+        return Err(BenchError::EventCount {
+            workload,
+            accepted: observed.accepted,
+            events,
+        });
+    }
+    Ok(CommandRun {
+        wall,
+        latencies_ns,
+        observed,
+        rows: summaries.len(),
+    })
+}
+
+/// W1: every command of `params` (round-robin over all accounts) from one task, each
+/// awaited before the next. Commands are generated before the clock starts.
+pub async fn run_w1(
+    cqrs: &Cqrs<BankAccount>,
+    params: &BenchParams,
+) -> Result<CommandRun, BenchError> {
+    let ids = account_ids(params.accounts);
+    let all: Vec<usize> = (0..params.accounts).collect();
+    let plan = round_robin_plan(params.seed, &all, params.commands);
+    let summaries = AccountSummaries::with_capacity(params.accounts);
+    let run = run_plan("W1", cqrs, &ids, plan, &summaries).await?;
+    let wall = match (run.first_start, run.last_end) {
+        (Some(s), Some(e)) => e - s,
+        _ => Duration::ZERO,
+    };
+    finish("W1", wall, vec![run], &summaries)
+}
+
+/// W2: `params.tasks` tasks spawned together on the current (multi-thread) tokio
+/// runtime; task `t` runs the round-robin plan of the accounts with `i % T == t`. The
+/// read model is shared. Must be called inside a tokio runtime.
+pub async fn run_w2(
+    cqrs: &Cqrs<BankAccount>,
+    params: &BenchParams,
+) -> Result<CommandRun, BenchError> {
+    let ids = account_ids(params.accounts);
+    let plans: Vec<Vec<Planned>> = (0..params.tasks)
+        .map(|t| {
+            let accounts = task_accounts(params.accounts, params.tasks, t);
+            round_robin_plan(params.seed, &accounts, params.commands)
+        })
+        .collect();
+    let summaries = Arc::new(AccountSummaries::with_capacity(params.accounts));
+    let mut handles = Vec::with_capacity(plans.len());
+    let start = Instant::now();
+    for plan in plans {
+        let (cqrs, ids, summaries) = (cqrs.clone(), ids.clone(), summaries.clone());
+        handles.push(tokio::spawn(async move {
+            run_plan("W2", &cqrs, &ids, plan, &summaries).await
+        }));
+    }
+    let mut runs = Vec::with_capacity(handles.len());
+    for handle in handles {
+        runs.push(handle.await??);
+    }
+    let wall = start.elapsed();
+    finish("W2", wall, runs, &summaries)
+}
+
+/// Appends the `n` W3 events to the stream of `w3-account` with
+/// [`EventStore::append`], [`W3_APPEND_BATCH`] events per call (untimed set-up).
+pub async fn w3_pre_append(store: &dyn EventStore, n: u64) -> Result<(), BenchError> {
+    let stream = <BankAccount as Aggregate>::stream_id(W3_ACCOUNT);
+    let mut version = 0u64;
+    for chunk in w3_events(n).chunks(W3_APPEND_BATCH) {
+        let batch = chunk
+            .iter()
+            .map(|e| NewEvent::encode(e, &JsonCodec, Metadata::default()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let expected = match version {
+            0 => ExpectedVersion::NoStream,
+            v => ExpectedVersion::Exact(v),
+        };
+        version = store.append(&stream, expected, batch).await?.stream_version;
+    }
+    Ok(())
+}
+
+/// W3: pre-appends `params.events` events, then loads the account once untimed and
+/// `params.loads` times timed with [`Cqrs::load`], asserting the fully applied state
+/// after each load.
+pub async fn run_w3(cqrs: &Cqrs<BankAccount>, params: &BenchParams) -> Result<LoadRun, BenchError> {
+    let n = params.events;
+    w3_pre_append(cqrs.store().as_ref(), n).await?;
+    let expected_balance = w3_final_balance(n);
+    let verify = |loaded: Loaded<BankAccount>| {
+        let ok =
+            loaded.state.opened && loaded.state.balance == expected_balance && loaded.version == n;
+        match ok {
+            true => Ok(()),
+            false => Err(BenchError::W3State {
+                opened: loaded.state.opened,
+                balance: loaded.state.balance,
+                version: loaded.version,
+                expected_balance,
+                expected_version: n,
+            }),
+        }
+    };
+    verify(
+        cqrs.load(W3_ACCOUNT)
+            .await
+            .map_err(|e| BenchError::Load(Box::new(e)))?,
+    )?;
+    let mut latencies_ns = Vec::with_capacity(params.loads);
+    let mut total = Duration::ZERO;
+    for _ in 0..params.loads {
+        let start = Instant::now();
+        let loaded = cqrs.load(W3_ACCOUNT).await;
+        let took = start.elapsed();
+        verify(loaded.map_err(|e| BenchError::Load(Box::new(e)))?)?;
+        total += took;
+        latencies_ns.push(took.as_nanos() as u64);
+    }
+    latencies_ns.sort_unstable();
+    Ok(LoadRun {
+        events: n,
+        latencies_ns,
+        total,
+    })
+}
+
+/// Asserts a W1/W2 run's check values: those the reference model computes for the
+/// parameters (and, for the default parameters, the published ones), and one read-model
+/// row per account.
+pub fn check(workload: Workload, params: &BenchParams, run: &CommandRun) -> Result<(), BenchError> {
+    let expected = CheckValues::expected(params.seed, params.accounts, params.commands);
+    let published_ok = !params.has_published_check_values() || expected == CheckValues::DEFAULTS;
+    if run.observed != expected || run.rows != params.accounts || !published_ok {
+        return Err(BenchError::Check {
+            workload: workload.name(),
+            expected: if published_ok {
+                expected
+            } else {
+                CheckValues::DEFAULTS
+            },
+            observed: run.observed,
+        });
+    }
+    Ok(())
+}
+
+fn us(ns: u64) -> f64 {
+    ns as f64 / 1000.0
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+fn profile() -> &'static str {
+    if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    }
+}
+
+/// The number of cores the process may use.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn common(workload: Workload, rep: u32) -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("framework".into(), FRAMEWORK.into());
+    m.insert(
+        "versions".into(),
+        format!("cqrs-core {}", env!("CARGO_PKG_VERSION")).into(),
+    );
+    m.insert("backend".into(), "mem".into());
+    m.insert("workload".into(), workload.name().into());
+    m.insert("profile".into(), profile().into());
+    m.insert("rep".into(), rep.into());
+    m.insert("cores".into(), cores().into());
+    m.insert("runtime".into(), RUNTIME.into());
+    m
+}
+
+fn mem_command_notes(cache: bool) -> String {
+    let cache = if cache {
+        "aggregate cache on (capacity max(10000, accounts); an account is replayed from the \
+         store only on its first command)"
+    } else {
+        "aggregate cache off (cache_capacity(0): every command replays the account's whole \
+         stream from the store, as cqrs-es does)"
+    };
+    format!(
+        "{cache}; no snapshots; no group commit (one append per command); in-memory store \
+         (InMemoryEventStore, nothing persisted), JSON codec; read model AccountSummary is an \
+         in-process Mutex<HashMap> updated synchronously by the harness from the committed \
+         events after each successful execute, inside the timed call (the framework's \
+         projections come in a later issue); default retry policy, no conflicts possible"
+    )
+}
+
+/// The JSON line of a W1/W2 run.
+pub fn command_json(
+    workload: Workload,
+    params: &BenchParams,
+    cache: bool,
+    rep: u32,
+    run: &CommandRun,
+) -> Value {
+    let mut m = common(workload, rep);
+    let mut p = json!({
+        "accounts": params.accounts,
+        "commands_per_account": params.commands,
+        "seed": params.seed,
+        "cache": cache,
+    });
+    if workload == Workload::W2 {
+        p["tasks"] = params.tasks.into();
+    }
+    m.insert("params".into(), p);
+    m.insert("commands_per_s".into(), round1(run.commands_per_s()).into());
+    m.insert(
+        "p50_us".into(),
+        us(nearest_rank(&run.latencies_ns, 50, 100)).into(),
+    );
+    m.insert(
+        "p99_us".into(),
+        us(nearest_rank(&run.latencies_ns, 99, 100)).into(),
+    );
+    m.insert("commands".into(), run.observed.commands.into());
+    m.insert("accepted".into(), run.observed.accepted.into());
+    m.insert("rejected".into(), run.observed.rejected.into());
+    m.insert("balance_sum".into(), run.observed.balance_sum.into());
+    m.insert("tx_count_sum".into(), run.observed.tx_count_sum.into());
+    m.insert("wall_s".into(), run.wall.as_secs_f64().into());
+    m.insert("notes".into(), mem_command_notes(cache).into());
+    Value::Object(m)
+}
+
+/// The JSON line of a W3 run.
+pub fn load_json(params: &BenchParams, rep: u32, run: &LoadRun) -> Value {
+    let mut m = common(Workload::W3, rep);
+    m.insert(
+        "params".into(),
+        json!({ "events": params.events, "loads": params.loads, "snapshot_every": null }),
+    );
+    m.insert("events_per_s".into(), round1(run.events_per_s()).into());
+    m.insert(
+        "p50_us".into(),
+        us(nearest_rank(&run.latencies_ns, 50, 100)).into(),
+    );
+    m.insert(
+        "p99_us".into(),
+        us(nearest_rank(&run.latencies_ns, 99, 100)).into(),
+    );
+    m.insert(
+        "final_balance".into(),
+        w3_final_balance(params.events).into(),
+    );
+    m.insert("wall_s".into(), run.total.as_secs_f64().into());
+    m.insert(
+        "notes".into(),
+        "Cqrs::load (bypasses the aggregate cache: reads the whole stream from the store and \
+         decodes and applies every event, JSON codec); no snapshots; in-memory store \
+         (InMemoryEventStore); pre-append with EventStore::append in batches of 100; wall_s \
+         is the sum of the timed loads"
+            .into(),
+    );
+    Value::Object(m)
+}
+
+/// Runs one workload once on the `mem` backend (a fresh store) and returns its JSON
+/// line, after asserting the check values (W1/W2) or the loaded state (W3). `cache`
+/// applies to W1/W2; W3's load path bypasses the cache.
+pub async fn run_mem(
+    workload: Workload,
+    params: &BenchParams,
+    cache: bool,
+    rep: u32,
+) -> Result<Value, BenchError> {
+    params.validate()?;
+    let cqrs = mem_cqrs(cache, params.accounts);
+    match workload {
+        Workload::W1 | Workload::W2 => {
+            let run = match workload {
+                Workload::W1 => run_w1(&cqrs, params).await?,
+                _ => run_w2(&cqrs, params).await?,
+            };
+            check(workload, params, &run)?;
+            Ok(command_json(workload, params, cache, rep, &run))
+        }
+        Workload::W3 => {
+            let run = run_w3(&cqrs, params).await?;
+            Ok(load_json(params, rep, &run))
+        }
+        Workload::W3Snapshot => Err(BenchError::Unsupported(
+            "W3-snapshot: the framework has no snapshots yet".into(),
+        )),
+    }
+}
