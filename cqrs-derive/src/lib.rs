@@ -1,9 +1,9 @@
 //! Derive and attribute macros of the cqrs DSL. Use them through `cqrs_core` (feature
 //! `derive`, on by default), which documents each one.
 //!
-//! Each entry point parses its input into the borrowed AST of [`ast`], reads attributes
-//! in [`attr`], checks them in [`check`], and generates code in [`expand`]. Mistakes are
-//! accumulated in a [`ctxt::Ctxt`] and reported together, next to a stub implementation
+//! Each entry point parses its input into the borrowed AST of `ast`, reads attributes
+//! in `attr`, checks them in `check`, and generates code in `expand`. Mistakes are
+//! accumulated in a `ctxt::Ctxt` and reported together, next to a stub implementation
 //! so that one mistake does not cascade into many.
 
 mod ast;
