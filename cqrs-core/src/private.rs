@@ -57,6 +57,91 @@ pub const fn str_eq(a: &str, b: &str) -> bool {
     true
 }
 
+/// Whether `name` is one of `names`.
+pub const fn contains(names: &[&str], name: &str) -> bool {
+    let mut i = 0;
+    while i < names.len() {
+        if str_eq(names[i], name) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Whether `name` is one of the `variants`.
+pub const fn variant_known(variants: &[VariantInfo], name: &str) -> bool {
+    let mut i = 0;
+    while i < variants.len() {
+        if str_eq(variants[i].name, name) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// The message of the first variant that no method in `served` serves. `None` also when
+/// `served` names a variant that does not exist: that mistake is reported at its method.
+pub const fn uncovered(variants: &'static [VariantInfo], served: &[&str]) -> Option<&'static str> {
+    let mut i = 0;
+    while i < served.len() {
+        if !variant_known(variants, served[i]) {
+            return None;
+        }
+        i += 1;
+    }
+    let mut i = 0;
+    while i < variants.len() {
+        if !contains(served, variants[i].name) {
+            return Some(variants[i].missing);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// One row per command variant: its name, and per field its name and the message for a
+/// handler that does not take it.
+pub type HandlerFields = &'static [(&'static str, &'static [(&'static str, &'static str)])];
+
+/// The message for the first field of `variant` that a handler taking `params` lacks.
+/// `None` also when it takes a parameter that is no field: rustc reports that one.
+pub const fn missing_field(
+    table: HandlerFields,
+    variant: &str,
+    params: &[&str],
+) -> Option<&'static str> {
+    let mut v = 0;
+    while v < table.len() {
+        if str_eq(table[v].0, variant) {
+            let fields = table[v].1;
+            let mut p = 0;
+            while p < params.len() {
+                let mut f = 0;
+                let mut known = false;
+                while f < fields.len() {
+                    known |= str_eq(fields[f].0, params[p]);
+                    f += 1;
+                }
+                if !known {
+                    return None;
+                }
+                p += 1;
+            }
+            let mut f = 0;
+            while f < fields.len() {
+                if !contains(params, fields[f].0) {
+                    return Some(fields[f].1);
+                }
+                f += 1;
+            }
+        }
+        v += 1;
+    }
+    None
+}
+
 /// The error for a type name no variant of `E` is stored under.
 pub fn unknown_event_type<E: DomainEvent>(enum_name: &'static str) -> DecodeReason {
     DecodeReason::UnknownEventType {

@@ -204,11 +204,9 @@ fn claim(m: &Method<'_>, self_ty: &syn::Type) -> TokenStream {
              after a variant, or name the variant with `#[{attr}(Variant)]`"
         )
     };
-    let has = local("__has");
-    let missing_field = local("__missing_field");
     let id = local("__Id");
     let exists = quote_spanned! {variant.span()=>
-        if !#has(
+        if !::cqrs_core::__private::variant_known(
             <<#self_ty as ::cqrs_core::Aggregate>::#assoc as ::cqrs_core::__private::Variants>::VARIANTS,
             #name,
         ) {
@@ -218,7 +216,7 @@ fn claim(m: &Method<'_>, self_ty: &syn::Type) -> TokenStream {
     let fields = (m.kind == MethodKind::Handle).then(|| {
         let params = param_names(m);
         quote_spanned! {method.span()=>
-            if let ::core::option::Option::Some(__message) = #missing_field(
+            if let ::core::option::Option::Some(__message) = ::cqrs_core::__private::missing_field(
                 <<#self_ty as ::cqrs_core::Aggregate>::Command>::__CQRS_HANDLER_FIELDS,
                 #name,
                 &[#(#params),*],
@@ -240,10 +238,6 @@ fn dispatch(self_ty: &syn::Type, methods: &[Method<'_>]) -> TokenStream {
     let handle_fn = local("__handle");
     let apply_fn = local("__apply");
     let id = local("__Id");
-    let has = local("__has");
-    let uncovered = local("__uncovered");
-    let missing_field = local("__missing_field");
-    let has_str = local("__has_str");
     let agg = local("__agg");
     let services = local("__services");
 
@@ -268,7 +262,7 @@ fn dispatch(self_ty: &syn::Type, methods: &[Method<'_>]) -> TokenStream {
         };
         let served = served.iter().map(|m| m.variant.to_string());
         quote_spanned! {self_ty.span()=>
-            const _: () = if let ::core::option::Option::Some(__message) = #uncovered(
+            const _: () = if let ::core::option::Option::Some(__message) = ::cqrs_core::__private::uncovered(
                 <<#self_ty as ::cqrs_core::Aggregate>::#assoc
                     as ::cqrs_core::__private::Variants>::VARIANTS,
                 &[#(#served),*],
@@ -288,103 +282,6 @@ fn dispatch(self_ty: &syn::Type, methods: &[Method<'_>]) -> TokenStream {
             }
             impl<__T: ?::core::marker::Sized> #id for __T {
                 type Out = __T;
-            }
-
-            const fn #has(
-                variants: &[::cqrs_core::__private::VariantInfo],
-                name: &str,
-            ) -> bool {
-                let mut i = 0;
-                while i < variants.len() {
-                    if ::cqrs_core::__private::str_eq(variants[i].name, name) {
-                        return true;
-                    }
-                    i += 1;
-                }
-                false
-            }
-
-            // The message of the first variant no method serves, unless a method claims a
-            // variant that does not exist (reported at that method instead).
-            #[allow(dead_code)]
-            const fn #uncovered(
-                variants: &'static [::cqrs_core::__private::VariantInfo],
-                served: &[&str],
-            ) -> ::core::option::Option<&'static str> {
-                let mut i = 0;
-                while i < served.len() {
-                    let mut j = 0;
-                    let mut known = false;
-                    while j < variants.len() {
-                        if ::cqrs_core::__private::str_eq(variants[j].name, served[i]) {
-                            known = true;
-                        }
-                        j += 1;
-                    }
-                    if !known {
-                        return ::core::option::Option::None;
-                    }
-                    i += 1;
-                }
-                let mut i = 0;
-                while i < variants.len() {
-                    if !#has_str(served, variants[i].name) {
-                        return ::core::option::Option::Some(variants[i].missing);
-                    }
-                    i += 1;
-                }
-                ::core::option::Option::None
-            }
-
-            const fn #has_str(names: &[&str], name: &str) -> bool {
-                let mut i = 0;
-                while i < names.len() {
-                    if ::cqrs_core::__private::str_eq(names[i], name) {
-                        return true;
-                    }
-                    i += 1;
-                }
-                false
-            }
-
-            // The message of the first field of `variant` a handler taking `params` lacks,
-            // unless it takes a parameter that is no field (rustc reports that one).
-            #[allow(dead_code)]
-            const fn #missing_field(
-                table: &'static [(&'static str, &'static [(&'static str, &'static str)])],
-                variant: &str,
-                params: &[&str],
-            ) -> ::core::option::Option<&'static str> {
-                let mut v = 0;
-                while v < table.len() {
-                    if ::cqrs_core::__private::str_eq(table[v].0, variant) {
-                        let fields = table[v].1;
-                        let mut p = 0;
-                        while p < params.len() {
-                            let mut known = false;
-                            let mut f = 0;
-                            while f < fields.len() {
-                                if ::cqrs_core::__private::str_eq(fields[f].0, params[p]) {
-                                    known = true;
-                                }
-                                f += 1;
-                            }
-                            if !known {
-                                return ::core::option::Option::None;
-                            }
-                            p += 1;
-                        }
-                        let mut f = 0;
-                        while f < fields.len() {
-                            if !#has_str(params, fields[f].0) {
-                                return ::core::option::Option::Some(fields[f].1);
-                            }
-                            f += 1;
-                        }
-                    }
-                    v += 1;
-                }
-                ::core::option::Option::None
             }
 
             #[allow(dead_code, non_camel_case_types)]

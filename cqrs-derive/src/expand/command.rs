@@ -131,10 +131,7 @@ fn handler_fields(en: &Enum<'_>) -> TokenStream {
         impl #ident {
             #[doc(hidden)]
             #[allow(unreachable_pub)]
-            pub const __CQRS_HANDLER_FIELDS: &'static [(
-                &'static str,
-                &'static [(&'static str, &'static str)],
-            )] = &[#(#rows),*];
+            pub const __CQRS_HANDLER_FIELDS: ::cqrs_core::__private::HandlerFields = &[#(#rows),*];
         }
     }
 }
