@@ -443,6 +443,19 @@ impl<A: Aggregate, C: Codec> Inner<A, C> {
             };
             let ids: Vec<_> = batch.iter().map(|e| e.event_id).collect();
             match self.store.append(&slot.stream_id, expected, batch).await {
+                Ok(outcome) if outcome.positions.len() != events.len() => {
+                    // A store must report one position per event; do not guess.
+                    slot.fresh = false;
+                    return Err(CommandError::Store(StoreError::Backend(
+                        format!(
+                            "the store reported {} positions for a batch of {} events on `{}`",
+                            outcome.positions.len(),
+                            events.len(),
+                            slot.stream_id
+                        )
+                        .into(),
+                    )));
+                }
                 Ok(outcome) => {
                     let first_version = slot.version + 1;
                     let mut committed = Vec::with_capacity(events.len());
