@@ -212,6 +212,23 @@ async fn a_store_failure_is_reported_and_the_next_command_reloads() {
 }
 
 #[tokio::test]
+async fn a_store_that_misreports_positions_gets_an_error_not_a_panic() {
+    let spy = Spy::default();
+    let cqrs = Cqrs::<Tally>::builder(spy.clone()).build();
+    spy.lose_positions.store(true, Ordering::SeqCst);
+    let err = cqrs.execute("t", add(1)).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("reported 0 positions for a batch of 1 events"),
+        "{err}"
+    );
+    spy.lose_positions.store(false, Ordering::SeqCst);
+    // The event did commit; the runtime reloads before deciding again.
+    let done = cqrs.execute("t", add(1)).await.unwrap();
+    assert_eq!(done.events[0].event, TallyEvent::Added { n: 1, total: 2 });
+}
+
+#[tokio::test]
 async fn an_undecodable_stored_event_is_a_typed_error_naming_it() {
     let store = InMemoryEventStore::new();
     let cqrs = Cqrs::<Tally>::builder(store.clone()).build();

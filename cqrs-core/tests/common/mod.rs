@@ -101,6 +101,8 @@ pub struct Spy {
     pub fail_appends: Arc<AtomicBool>,
     /// Commit the append, then report a failure (an ambiguous outcome).
     pub fail_after_commit: Arc<AtomicBool>,
+    /// Commit the append, then report no positions (a broken adapter).
+    pub lose_positions: Arc<AtomicBool>,
 }
 
 impl Spy {
@@ -121,7 +123,10 @@ impl EventStore for Spy {
         if self.fail_appends.load(Ordering::SeqCst) {
             return Err(StoreError::Backend("disk on fire".into()));
         }
-        let out = self.inner.append(stream_id, expected, events).await?;
+        let mut out = self.inner.append(stream_id, expected, events).await?;
+        if self.lose_positions.load(Ordering::SeqCst) {
+            out.positions.clear();
+        }
         if self.fail_after_commit.load(Ordering::SeqCst) {
             return Err(StoreError::Backend("connection lost after commit".into()));
         }
