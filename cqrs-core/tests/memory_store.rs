@@ -151,9 +151,15 @@ fn malformed_batches_are_refused() {
         assert!(matches!(err, StoreError::InvalidBatch { .. }));
         let e = event(1);
         let err = store
-            .append("s", Any, vec![e.clone(), e])
+            .append("s", Any, vec![e.clone(), e.clone()])
             .await
             .unwrap_err();
+        assert!(err.to_string().contains("appears twice"), "{err}");
+        // The same in a batch large enough to be checked with a set.
+        let mut large: Vec<NewEvent> = (0..100).map(|_| event(1)).collect();
+        large.push(e.clone());
+        large.push(e);
+        let err = store.append("s", Any, large).await.unwrap_err();
         assert!(err.to_string().contains("appears twice"), "{err}");
         assert_eq!(store.head_position().await.unwrap(), 0);
     });

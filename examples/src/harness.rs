@@ -553,6 +553,18 @@ fn mem_command_notes(cache: bool) -> String {
     )
 }
 
+/// Adds `p50_us` and `p99_us` (nearest rank) of `latencies_ns`.
+fn insert_percentiles(m: &mut serde_json::Map<String, Value>, latencies_ns: &[u64]) {
+    m.insert(
+        "p50_us".into(),
+        us(nearest_rank(latencies_ns, 50, 100)).into(),
+    );
+    m.insert(
+        "p99_us".into(),
+        us(nearest_rank(latencies_ns, 99, 100)).into(),
+    );
+}
+
 /// The JSON line of a W1/W2 run.
 pub fn command_json(
     workload: Workload,
@@ -573,14 +585,7 @@ pub fn command_json(
     }
     m.insert("params".into(), p);
     m.insert("commands_per_s".into(), round1(run.commands_per_s()).into());
-    m.insert(
-        "p50_us".into(),
-        us(nearest_rank(&run.latencies_ns, 50, 100)).into(),
-    );
-    m.insert(
-        "p99_us".into(),
-        us(nearest_rank(&run.latencies_ns, 99, 100)).into(),
-    );
+    insert_percentiles(&mut m, &run.latencies_ns);
     m.insert("commands".into(), run.observed.commands.into());
     m.insert("accepted".into(), run.observed.accepted.into());
     m.insert("rejected".into(), run.observed.rejected.into());
@@ -599,14 +604,7 @@ pub fn load_json(params: &BenchParams, rep: u32, run: &LoadRun) -> Value {
         json!({ "events": params.events, "loads": params.loads, "snapshot_every": null }),
     );
     m.insert("events_per_s".into(), round1(run.events_per_s()).into());
-    m.insert(
-        "p50_us".into(),
-        us(nearest_rank(&run.latencies_ns, 50, 100)).into(),
-    );
-    m.insert(
-        "p99_us".into(),
-        us(nearest_rank(&run.latencies_ns, 99, 100)).into(),
-    );
+    insert_percentiles(&mut m, &run.latencies_ns);
     m.insert(
         "final_balance".into(),
         w3_final_balance(params.events).into(),

@@ -230,13 +230,26 @@ pub fn validate_batch(stream_id: &str, events: &[NewEvent]) -> Result<(), StoreE
             reason: "a batch must hold at least one event".into(),
         });
     }
-    for (i, e) in events.iter().enumerate() {
-        if events[..i].iter().any(|o| o.event_id == e.event_id) {
-            return Err(StoreError::InvalidBatch {
-                stream_id: stream_id.to_owned(),
-                reason: format!("event id {} appears twice in the batch", e.event_id),
-            });
-        }
+    // Small batches (the usual command) compare pairwise; large ones use a set, so a
+    // big import stays linear.
+    let repeated = if events.len() <= 16 {
+        events
+            .iter()
+            .enumerate()
+            .find(|(i, e)| events[..*i].iter().any(|o| o.event_id == e.event_id))
+            .map(|(_, e)| e.event_id)
+    } else {
+        let mut seen = std::collections::HashSet::with_capacity(events.len());
+        events
+            .iter()
+            .map(|e| e.event_id)
+            .find(|id| !seen.insert(*id))
+    };
+    match repeated {
+        Some(id) => Err(StoreError::InvalidBatch {
+            stream_id: stream_id.to_owned(),
+            reason: format!("event id {id} appears twice in the batch"),
+        }),
+        None => Ok(()),
     }
-    Ok(())
 }
