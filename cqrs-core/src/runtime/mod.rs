@@ -400,7 +400,7 @@ impl<A: Aggregate, C: Codec> Inner<A, C> {
         &self,
         id: &str,
         mut command: A::Command,
-        metadata: Metadata,
+        mut metadata: Metadata,
     ) -> CommandResult<A> {
         let slot = self.slot(id);
         let mut slot = slot.lock().await;
@@ -458,9 +458,16 @@ impl<A: Aggregate, C: Codec> Inner<A, C> {
                 }
                 Ok(outcome) => {
                     let first_version = slot.version + 1;
+                    let last = events.len() - 1;
                     let mut committed = Vec::with_capacity(events.len());
                     for (k, event) in events.into_iter().enumerate() {
                         slot.state.apply(&event);
+                        // This is the metadata's last use: the last envelope takes it.
+                        let metadata = if k == last {
+                            std::mem::take(&mut metadata)
+                        } else {
+                            metadata.clone()
+                        };
                         committed.push(EventEnvelope {
                             event_id: ids[k],
                             stream_id: slot.stream_id.clone(),
@@ -469,7 +476,7 @@ impl<A: Aggregate, C: Codec> Inner<A, C> {
                             recorded_at: outcome.recorded_at,
                             event_type: Cow::Borrowed(event.event_type()),
                             schema_version: event.schema_version(),
-                            metadata: metadata.clone(),
+                            metadata,
                             event,
                         });
                     }
