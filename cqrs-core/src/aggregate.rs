@@ -67,6 +67,12 @@ pub trait Aggregate: Default + Send + Sync + 'static {
     /// The events it records.
     type Event: DomainEvent;
 
+    /// The schema version of this aggregate's snapshots (1 unless
+    /// `#[aggregate(snapshot_version = N)]` says otherwise). Bump it whenever the state's
+    /// serialised shape changes: a snapshot of another version is ignored and the state
+    /// rebuilt from events, never mis-read.
+    const SNAPSHOT_VERSION: u32 = 1;
+
     /// Why it rejects a command (a domain rejection, not a technical failure).
     type Error: std::error::Error + Send + Sync + 'static;
 

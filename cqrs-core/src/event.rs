@@ -11,7 +11,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::codec::{Codec, CodecError};
+use crate::codec::{Codec, CodecError, JsonCodec};
+use crate::upcast::Payload;
 
 /// An event enum of an aggregate: what happened, in the past tense.
 ///
@@ -38,8 +39,48 @@ use crate::codec::{Codec, CodecError};
 /// // The payload is the variant's body; decoding needs the type name beside it.
 /// let payload = on.encode(&JsonCodec).unwrap();
 /// assert_eq!(payload, br#"{"watts":60}"#);
-/// let back = LightEvent::decode(&JsonCodec, "SwitchedOn", 1, &payload).unwrap();
-/// assert_eq!(back, on);
+/// let back = LightEvent::decode_all(&JsonCodec, "SwitchedOn", 1, &payload).unwrap();
+/// assert_eq!(back, [on]);
+/// ```
+///
+/// # Versioning
+///
+/// Every stored event keeps its type name and schema version; reading lifts old ones to
+/// today's shape (see [`upcast`](crate::upcast) for the whole story):
+///
+/// | attribute | where | meaning |
+/// |---|---|---|
+/// | `#[event(version = N)]` | variant | the schema version new events are written with (default 1) |
+/// | `#[event(alias = "Old")]` | variant | a name the variant was stored under before a rename; repeatable |
+/// | `#[upcast(1 -> 2, from = V1)]` | variant | stored v1 deserialises as `V1`, which becomes v2 through `From` |
+/// | `#[upcast(1 -> 2, from = V1, with = f)]` | variant | … through `fn f(V1) -> Next` instead |
+/// | `#[upcast(1 -> 2, from = V1, into = V2)]` | variant | a typed step followed by a JSON step names what it hands over |
+/// | `#[upcast(1 -> 2, json = f)]` | variant | `fn f(serde_json::Value) -> R` where `R` is a `Value`, an `Option<Value>`, an [`Upcast`](crate::upcast::Upcast) (split, drop) or a `Result` of these |
+/// | `#[event(removed = "Gone")]` | enum | events stored under a type that no longer exists are dropped |
+/// | `#[event(removed = "Gone", upcast = f)]` | enum | … or mapped by a JSON function to today's events |
+///
+/// The derive checks each chain at compile time: every step leads to the next version,
+/// the chain has no gap and no cycle, and ends at the variant's current version.
+///
+/// ```
+/// use cqrs_core::prelude::*;
+///
+/// #[derive(Debug, Deserialize)]
+/// struct SwitchedOnV1 { power: u32 }
+///
+/// impl From<SwitchedOnV1> for LightEvent {
+///     fn from(v1: SwitchedOnV1) -> Self { LightEvent::SwitchedOn { watts: v1.power } }
+/// }
+///
+/// #[derive(Debug, PartialEq, Serialize, Deserialize, Event)]
+/// enum LightEvent {
+///     #[event(version = 2)]
+///     #[upcast(1 -> 2, from = SwitchedOnV1)]
+///     SwitchedOn { watts: u32 },
+/// }
+///
+/// let lifted = LightEvent::decode_all(&JsonCodec, "SwitchedOn", 1, br#"{"power":40}"#).unwrap();
+/// assert_eq!(lifted, [LightEvent::SwitchedOn { watts: 40 }]);
 /// ```
 pub trait DomainEvent: Serialize + DeserializeOwned + fmt::Debug + Send + Sync + 'static {
     /// Every event type name this enum stores, one per variant, in declaration order.
@@ -51,16 +92,82 @@ pub trait DomainEvent: Serialize + DeserializeOwned + fmt::Debug + Send + Sync +
     /// The schema version this event is written with (1 unless the variant says otherwise).
     fn schema_version(&self) -> u32;
 
-    /// Decodes a stored payload of type `event_type` written with `schema_version`.
+    /// Every name this enum reads from storage: the current names, the names variants
+    /// were stored under before a rename (`#[event(alias = "..")]`) and the names of
+    /// removed types (`#[event(removed = "..")]` on the enum). A store that filters the
+    /// global log by type name asks for these, not only [`EVENT_TYPES`](Self::EVENT_TYPES).
+    const STORED_TYPES: &'static [&'static str] = Self::EVENT_TYPES;
+
+    /// The earlier names the current type `event_type` was stored under (its aliases);
+    /// empty for a name that has none or that this enum does not know.
+    fn aliases_of(event_type: &str) -> &'static [&'static str] {
+        let _ = event_type;
+        &[]
+    }
+
+    /// Decodes one stored event, lifting an old schema version or a renamed or removed
+    /// type through its upcast chain, and hands each resulting event to `sink`: one for
+    /// most events, several for a split, none for a drop.
     ///
     /// Fails with a [`DecodeReason`] (never a panic) for an unknown type name, a version
-    /// this build cannot read, or a payload that does not decode.
-    fn decode<C: Codec>(
+    /// with no way up to the current one, a step that fails, or a payload that does not
+    /// decode. This is the method `#[derive(Event)]` generates; the others call it.
+    fn decode_payload<C: Codec, F: FnMut(Self)>(
+        codec: &C,
+        event_type: &str,
+        schema_version: u32,
+        payload: Payload<'_>,
+        sink: &mut F,
+    ) -> Result<(), DecodeReason>;
+
+    /// [`decode_payload`](Self::decode_payload) of payload bytes as a store holds them.
+    fn decode_with<C: Codec, F: FnMut(Self)>(
         codec: &C,
         event_type: &str,
         schema_version: u32,
         payload: &[u8],
-    ) -> Result<Self, DecodeReason>;
+        sink: &mut F,
+    ) -> Result<(), DecodeReason> {
+        Self::decode_payload(
+            codec,
+            event_type,
+            schema_version,
+            Payload::bytes(payload),
+            sink,
+        )
+    }
+
+    /// Decodes one stored event into the events it means today (usually exactly one).
+    fn decode_all<C: Codec>(
+        codec: &C,
+        event_type: &str,
+        schema_version: u32,
+        payload: &[u8],
+    ) -> Result<Vec<Self>, DecodeReason> {
+        let mut out = Vec::with_capacity(1);
+        Self::decode_with(codec, event_type, schema_version, payload, &mut |e| {
+            out.push(e)
+        })?;
+        Ok(out)
+    }
+
+    /// Decodes a stored event whose payload is given as JSON (fixtures, golden files),
+    /// whatever the codec the events are normally stored with.
+    fn decode_json(
+        event_type: &str,
+        schema_version: u32,
+        payload: serde_json::Value,
+    ) -> Result<Vec<Self>, DecodeReason> {
+        let mut out = Vec::with_capacity(1);
+        Self::decode_payload(
+            &JsonCodec,
+            event_type,
+            schema_version,
+            Payload::json(payload),
+            &mut |e| out.push(e),
+        )?;
+        Ok(out)
+    }
 
     /// Encodes this event's payload (the body of its variant) with `codec`.
     fn encode<C: Codec>(&self, codec: &C) -> Result<Vec<u8>, CodecError> {
@@ -82,13 +189,56 @@ pub enum DecodeReason {
         /// The type names it knows, comma separated.
         known: String,
     },
-    /// The stored schema version is newer than, or otherwise not readable by, this build.
-    #[error("schema version {found} cannot be read; this build reads version {current}")]
+    /// No chain of upcast steps leads from the stored schema version to the current one
+    /// (a version newer than this build, or older than its oldest step).
+    #[error(
+        "schema version {found} cannot be read: this build reads versions {oldest} to {current} \
+         (an older version needs an `#[upcast(..)]` step, a newer one a newer build)"
+    )]
     UnsupportedSchemaVersion {
         /// The version found in storage.
         found: u32,
+        /// The oldest version an upcast chain starts from (the current one if none).
+        oldest: u32,
         /// The version the current variant is written with.
         current: u32,
+    },
+    /// An upcast step could not lift the payload.
+    #[error("upcast step v{from} -> v{to} ({step}) failed: {message}")]
+    Upcast {
+        /// The version the step starts from.
+        from: u32,
+        /// The version it leads to.
+        to: u32,
+        /// The step: `typed OpenedV1`, `json rename_owner`, or a removed type's function.
+        step: &'static str,
+        /// What went wrong: the old shape does not deserialise, or the step's own error.
+        message: String,
+    },
+    /// The function mapping a removed type (`#[event(removed = "..", upcast = f)]`) failed.
+    #[error("{step} failed: {message}")]
+    Removed {
+        /// The function and the removed type, e.g. ``function `legacy` of removed type `Fee` ``.
+        step: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+    /// An event a split produced could not be decoded.
+    #[error("event `{event_type}` (schema v{schema_version}) produced by a split: {reason}")]
+    Split {
+        /// The type the split produced.
+        event_type: String,
+        /// Its schema version.
+        schema_version: u32,
+        /// Why it did not decode.
+        #[source]
+        reason: Box<DecodeReason>,
+    },
+    /// Splits nested deeper than the limit: a chain most likely splits into itself.
+    #[error("splits nest deeper than {limit} levels: does an upcast chain split into itself?")]
+    SplitTooDeep {
+        /// The limit ([`MAX_SPLIT_DEPTH`](crate::upcast::MAX_SPLIT_DEPTH)).
+        limit: u8,
     },
     /// The payload bytes do not decode into the variant.
     #[error("payload does not decode: {0}")]
@@ -269,29 +419,52 @@ pub struct RecordedEvent {
 }
 
 impl RecordedEvent {
-    /// Decodes the payload into the typed event, naming this event on failure.
-    pub fn decode<E: DomainEvent, C: Codec>(&self, codec: &C) -> Result<E, EventDecodeError> {
-        E::decode(codec, &self.event_type, self.schema_version, &self.payload)
-            .map_err(|reason| EventDecodeError::new(self, reason))
-    }
-
-    /// Decodes into a typed [`EventEnvelope`].
-    pub fn decode_envelope<E: DomainEvent, C: Codec>(
+    /// Decodes the payload (through its upcast chain) and hands each resulting event to
+    /// `sink`, naming this event on failure.
+    pub fn decode_with<E: DomainEvent, C: Codec, F: FnMut(E)>(
         &self,
         codec: &C,
-    ) -> Result<EventEnvelope<E>, EventDecodeError> {
-        let event = self.decode(codec)?;
-        Ok(EventEnvelope {
-            event_id: self.event_id,
-            stream_id: self.stream_id.clone(),
-            version: self.version,
-            position: self.position,
-            recorded_at: self.recorded_at,
-            event_type: Cow::Owned(self.event_type.to_string()),
-            schema_version: self.schema_version,
-            metadata: self.metadata.clone(),
-            event,
-        })
+        sink: &mut F,
+    ) -> Result<(), EventDecodeError> {
+        E::decode_with(
+            codec,
+            &self.event_type,
+            self.schema_version,
+            &self.payload,
+            sink,
+        )
+        .map_err(|reason| EventDecodeError::new(self, reason))
+    }
+
+    /// Decodes the payload into the events it means today: one for most events, several
+    /// if an upcast splits it, none if one drops it.
+    pub fn decode<E: DomainEvent, C: Codec>(&self, codec: &C) -> Result<Vec<E>, EventDecodeError> {
+        let mut out = Vec::with_capacity(1);
+        self.decode_with(codec, &mut |e| out.push(e))?;
+        Ok(out)
+    }
+
+    /// Decodes into typed [`EventEnvelope`]s, one per resulting event; each keeps this
+    /// event's id, stream, version, position, stored type name and schema version.
+    pub fn decode_envelopes<E: DomainEvent, C: Codec>(
+        &self,
+        codec: &C,
+    ) -> Result<Vec<EventEnvelope<E>>, EventDecodeError> {
+        let mut out = Vec::with_capacity(1);
+        self.decode_with(codec, &mut |event| {
+            out.push(EventEnvelope {
+                event_id: self.event_id,
+                stream_id: self.stream_id.clone(),
+                version: self.version,
+                position: self.position,
+                recorded_at: self.recorded_at,
+                event_type: Cow::Owned(self.event_type.to_string()),
+                schema_version: self.schema_version,
+                metadata: self.metadata.clone(),
+                event,
+            })
+        })?;
+        Ok(out)
     }
 }
 

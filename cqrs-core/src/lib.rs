@@ -5,7 +5,9 @@
 //! traits the derives implement, the event envelope and [`Metadata`], payload
 //! [codecs](codec), the [`EventStore`] contract with its adapters, and the command runtime
 //! [`Cqrs`] (load → handle → append → apply, with an aggregate cache, conflict retries,
-//! middleware and tracing).
+//! middleware and tracing). Stored events of older shapes are lifted to today's through
+//! [upcast chains](upcast) on every read; [snapshots](snapshot) carry their own schema
+//! version.
 //!
 //! ```
 //! use cqrs_core::prelude::*;
@@ -80,7 +82,9 @@ pub mod codec;
 pub mod command;
 pub mod event;
 pub mod runtime;
+pub mod snapshot;
 pub mod store;
+pub mod upcast;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -93,7 +97,10 @@ pub use command::Command;
 pub use event::{
     DecodeReason, DomainEvent, EventDecodeError, EventEnvelope, Metadata, NewEvent, RecordedEvent,
 };
-pub use runtime::{CommandError, CommandResult, Committed, Cqrs, CqrsBuilder, Loaded, RetryPolicy};
+pub use runtime::{
+    CommandError, CommandResult, Committed, Cqrs, CqrsBuilder, Loaded, LogPage, ReadError,
+    RetryPolicy,
+};
 pub use store::{EventStore, ExpectedVersion, InMemoryEventStore, StoreError};
 
 #[cfg(feature = "derive")]

@@ -5,7 +5,9 @@ pub use ::serde;
 pub use ::std;
 
 use crate::aggregate::Aggregate;
+use crate::codec::{Codec, decode_variant};
 use crate::event::{DecodeReason, DomainEvent};
+use crate::upcast::{IntoUpcast, Payload, StoredValue, Upcast, Value};
 
 /// One variant of a command or event enum, as the derive saw it.
 #[derive(Debug)]
@@ -148,6 +150,83 @@ pub fn unknown_event_type<E: DomainEvent>(enum_name: &'static str) -> DecodeReas
         enum_name,
         known: E::EVENT_TYPES.join(", "),
     }
+}
+
+/// A failed upcast step, as a decode reason.
+pub fn step_failed(
+    from: u32,
+    to: u32,
+    step: &'static str,
+    message: impl ::core::fmt::Display,
+) -> DecodeReason {
+    DecodeReason::Upcast {
+        from,
+        to,
+        step,
+        message: message.to_string(),
+    }
+}
+
+/// Runs a JSON step; its return type decides what it may do (see [`IntoUpcast`]).
+#[inline]
+pub fn json_step<R: IntoUpcast>(
+    step: impl FnOnce(Value) -> R,
+    payload: Value,
+) -> Result<Upcast, String> {
+    step(payload).into_upcast()
+}
+
+/// Decodes every event a split produced, in order, each through its own chain.
+pub fn decode_split<E: DomainEvent, C: Codec, F: FnMut(E)>(
+    codec: &C,
+    depth: u8,
+    events: Vec<StoredValue>,
+    sink: &mut F,
+) -> Result<(), DecodeReason> {
+    for StoredValue {
+        event_type,
+        schema_version,
+        payload,
+    } in events
+    {
+        let nested = |reason| DecodeReason::Split {
+            event_type: event_type.to_string(),
+            schema_version,
+            reason: Box::new(reason),
+        };
+        let payload = Payload::split(depth, payload).map_err(nested)?;
+        E::decode_payload(codec, &event_type, schema_version, payload, sink).map_err(nested)?;
+    }
+    Ok(())
+}
+
+/// Decodes an event stored under a removed type name through its JSON function, which
+/// must split it into today's events or drop it.
+pub fn decode_removed<E: DomainEvent, C: Codec, F: FnMut(E), R: IntoUpcast>(
+    codec: &C,
+    step: &'static str,
+    payload: Payload<'_>,
+    func: impl FnOnce(Value) -> R,
+    sink: &mut F,
+) -> Result<(), DecodeReason> {
+    let fail = |message: String| DecodeReason::Removed { step, message };
+    let depth = payload.depth();
+    let json = payload.into_json(codec).map_err(|e| fail(e.to_string()))?;
+    match json_step(func, json).map_err(fail)? {
+        Upcast::Split(events) => decode_split(codec, depth, events, sink),
+        Upcast::Drop => Ok(()),
+        Upcast::Next(_) => Err(fail(
+            "a removed type has no next version: return `Upcast::Split` with the events it \
+             stands for today, or `Upcast::Drop`"
+                .to_owned(),
+        )),
+    }
+}
+
+/// Decodes the current shape of the variant at `index` from the JSON a step produced.
+pub fn variant_from_json<E: DomainEvent>(index: u32, value: Value) -> Result<E, String> {
+    decode_variant(index, value)
+        .map_err(|e| format!("its output does not deserialise as the current shape: {e}"))
 }
 
 /// Marks a handler that returns one event.

@@ -79,7 +79,10 @@ async fn committed_events_carry_ids_versions_positions_and_metadata() {
             (c.event_id, c.version, c.position)
         );
         assert_eq!(s.metadata.correlation_id, Some(correlation));
-        assert_eq!(s.decode::<TallyEvent, _>(&JsonCodec).unwrap(), c.event);
+        assert_eq!(
+            s.decode::<TallyEvent, _>(&JsonCodec).unwrap(),
+            std::slice::from_ref(&c.event)
+        );
     }
 }
 
@@ -173,7 +176,7 @@ async fn concurrent_runtimes_on_one_hot_stream_lose_nothing() {
     assert_eq!(events.len(), 200);
     for (i, e) in events.iter().enumerate() {
         assert_eq!(e.version, i as u64 + 1);
-        let TallyEvent::Added { total, .. } = e.decode(&JsonCodec).unwrap() else {
+        let [TallyEvent::Added { total, .. }] = e.decode(&JsonCodec).unwrap()[..] else {
             panic!()
         };
         assert_eq!(

@@ -6,6 +6,7 @@
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 use syn::meta::ParseNestedMeta;
+use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Attribute, LitInt, LitStr, Meta, Path, Token, Type};
 
@@ -18,6 +19,7 @@ pub(crate) const AGGREGATE: &str = "aggregate";
 pub(crate) const HANDLE: &str = "handle";
 pub(crate) const APPLY: &str = "apply";
 pub(crate) const SERVICES: &str = "services";
+pub(crate) const UPCAST: &str = "upcast";
 
 const NAME: &str = "name";
 const VERSION: &str = "version";
@@ -26,12 +28,22 @@ const COMMAND_KEY: &str = "command";
 const EVENT_KEY: &str = "event";
 const ERROR_KEY: &str = "error";
 const SERVICES_KEY: &str = "services";
+const ALIAS: &str = "alias";
+const REMOVED: &str = "removed";
+const UPCAST_KEY: &str = "upcast";
+const SNAPSHOT_VERSION: &str = "snapshot_version";
+const STEP_FROM: &str = "from";
+const STEP_JSON: &str = "json";
+const STEP_WITH: &str = "with";
+const STEP_INTO: &str = "into";
 
 /// A value that may be set once; setting it again is an error at the second key.
 pub(crate) struct Once<'c, T> {
     cx: &'c Ctxt,
     attr: String,
     key: &'static str,
+    /// What to do about a second key; "give it once" unless set.
+    hint: &'static str,
     value: Option<T>,
 }
 
@@ -41,8 +53,15 @@ impl<'c, T> Once<'c, T> {
             cx,
             attr: attr.to_owned(),
             key,
+            hint: "give it once",
             value: None,
         }
+    }
+
+    /// Replaces "give it once" in the duplicate-key error.
+    pub(crate) fn hint(mut self, hint: &'static str) -> Self {
+        self.hint = hint;
+        self
     }
 
     pub(crate) fn set(&mut self, at: impl ToTokens, value: T) {
@@ -50,8 +69,8 @@ impl<'c, T> Once<'c, T> {
             self.cx.error(
                 at,
                 format!(
-                    "duplicate `{}` key in `#[{}(..)]`: give it once",
-                    self.key, self.attr
+                    "duplicate `{}` key in `#[{}(..)]`: {}",
+                    self.key, self.attr, self.hint
                 ),
             );
         } else {
@@ -108,38 +127,97 @@ fn one_of(keys: &[&str]) -> String {
     }
 }
 
-/// `#[event(name = "...", version = N)]` on an event variant.
+/// `#[event(name = "...", version = N, alias = "...")]` on an event variant.
 pub(crate) struct EventVariantAttrs {
     pub(crate) name: Option<LitStr>,
     pub(crate) version: Option<LitInt>,
+    /// A `version = ..` was given but is not a valid version (already reported).
+    pub(crate) version_invalid: bool,
+    /// Names the variant was stored under before, in order.
+    pub(crate) aliases: Vec<LitStr>,
+}
+
+/// Parses a version literal: a whole number from 1. `kind` names the versions in the
+/// error: "schema versions" or "snapshot versions".
+fn version_lit(cx: &Ctxt, lit: &LitInt, what: &str, kind: &str) -> Option<u32> {
+    match lit.base10_parse::<u32>() {
+        Ok(0) | Err(_) => {
+            cx.error(
+                lit,
+                format!("{what} must be a whole number from 1: {kind} start at 1"),
+            );
+            None
+        }
+        Ok(v) => Some(v),
+    }
+}
+
+/// The path or type after `key =`. A string literal (serde's `with = "module"` habit) is
+/// an error that shows the same value written as Rust.
+fn rust_value<T: Parse>(
+    input: ParseStream<'_>,
+    attr: &str,
+    key: &str,
+    what: &str,
+) -> syn::Result<T> {
+    if input.peek(LitStr) {
+        let lit: LitStr = input.parse()?;
+        return Err(syn::Error::new(
+            lit.span(),
+            format!(
+                "`{key}` in `#[{attr}(..)]` takes {what} written as Rust, not a string: write \
+                 `{key} = {}`",
+                lit.value()
+            ),
+        ));
+    }
+    input.parse()
+}
+
+/// A non-empty string literal.
+fn type_name_lit(cx: &Ctxt, meta: &ParseNestedMeta<'_>, what: &str) -> syn::Result<Option<LitStr>> {
+    let lit: LitStr = meta.value()?.parse()?;
+    if lit.value().is_empty() {
+        cx.error(&lit, format!("`{what}` must not be empty"));
+        return Ok(None);
+    }
+    Ok(Some(lit))
 }
 
 pub(crate) fn event_variant(cx: &Ctxt, attrs: &[Attribute]) -> EventVariantAttrs {
     let mut name = Once::new(cx, EVENT, NAME);
     let mut version = Once::new(cx, EVENT, VERSION);
+    let mut version_invalid = false;
+    let mut aliases = Vec::new();
     for attr in attrs.iter().filter(|a| a.path().is_ident(EVENT)) {
         let result = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident(NAME) {
                 // #[event(name = "Renamed")]
-                let lit: LitStr = meta.value()?.parse()?;
-                if lit.value().is_empty() {
-                    cx.error(&lit, "`#[event(name = ..)]` must not be empty");
-                } else {
+                if let Some(lit) = type_name_lit(cx, &meta, "#[event(name = ..)]")? {
                     name.set(&meta.path, lit);
                 }
             } else if meta.path.is_ident(VERSION) {
                 // #[event(version = 2)]
                 let lit: LitInt = meta.value()?.parse()?;
-                match lit.base10_parse::<u32>() {
-                    Ok(0) | Err(_) => cx.error(
-                        &lit,
-                        "`#[event(version = ..)]` must be a whole number from 1: schema \
-                         versions start at 1",
-                    ),
-                    Ok(_) => version.set(&meta.path, lit),
+                if version_lit(cx, &lit, "`#[event(version = ..)]`", "schema versions").is_some() {
+                    version.set(&meta.path, lit);
+                } else {
+                    version_invalid = true;
                 }
+            } else if meta.path.is_ident(ALIAS) {
+                // #[event(alias = "OldName")], repeatable
+                if let Some(lit) = type_name_lit(cx, &meta, "#[event(alias = ..)]")? {
+                    aliases.push(lit);
+                }
+            } else if meta.path.is_ident(REMOVED) {
+                cx.error(
+                    &meta.path,
+                    "`removed` names a type no variant is stored under any more: put \
+                     `#[event(removed = \"..\")]` on the enum, not on a variant",
+                );
+                skip_value(&meta)?;
             } else {
-                cx.syn_error(unknown_key(&meta, EVENT, &[NAME, VERSION]).0);
+                cx.syn_error(unknown_key(&meta, EVENT, &[NAME, VERSION, ALIAS]).0);
                 skip_value(&meta)?;
             }
             Ok(())
@@ -151,7 +229,262 @@ pub(crate) fn event_variant(cx: &Ctxt, attrs: &[Attribute]) -> EventVariantAttrs
     EventVariantAttrs {
         name: name.get(),
         version: version.get(),
+        version_invalid,
+        aliases,
     }
+}
+
+/// `#[event(removed = "OldType")]` or `#[event(removed = "OldType", upcast = function)]`
+/// on the event enum: a stored type name no variant reads any more.
+pub(crate) struct Removed {
+    pub(crate) name: LitStr,
+    /// The JSON function that maps it to other events; none drops it.
+    pub(crate) upcast: Option<Path>,
+}
+
+pub(crate) fn event_enum(cx: &Ctxt, attrs: &[Attribute]) -> Vec<Removed> {
+    let mut removed = Vec::new();
+    for attr in attrs.iter().filter(|a| a.path().is_ident(EVENT)) {
+        let mut name = Once::new(cx, EVENT, REMOVED)
+            .hint("write one `#[event(removed = \"..\")]` per removed type");
+        let mut upcast = Once::new(cx, EVENT, UPCAST_KEY);
+        let result = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident(REMOVED) {
+                // #[event(removed = "NoteAdded")]
+                if let Some(lit) = type_name_lit(cx, &meta, "#[event(removed = ..)]")? {
+                    name.set(&meta.path, lit);
+                }
+            } else if meta.path.is_ident(UPCAST_KEY) {
+                // #[event(removed = "LegacyFee", upcast = legacy_fee)]
+                let func = rust_value::<Path>(meta.value()?, EVENT, UPCAST_KEY, "a function path")?;
+                upcast.set(&meta.path, func);
+            } else if [NAME, VERSION, ALIAS].iter().any(|k| meta.path.is_ident(k)) {
+                let key = meta.path.to_token_stream().to_string();
+                cx.error(
+                    &meta.path,
+                    format!(
+                        "`{key}` describes one event: put `#[event({key} = ..)]` on a variant; \
+                         on the enum, `#[event(..)]` takes `removed = \"..\"` (and \
+                         optionally `upcast = function`)"
+                    ),
+                );
+                skip_value(&meta)?;
+            } else {
+                cx.syn_error(unknown_key(&meta, EVENT, &[REMOVED, UPCAST_KEY]).0);
+                skip_value(&meta)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            cx.syn_error(e);
+            continue;
+        }
+        let upcast = upcast.get();
+        match name.get() {
+            Some(name) => removed.push(Removed { name, upcast }),
+            None if upcast.is_some() => cx.error(
+                attr,
+                "`upcast = ..` on the enum maps a removed type: name it with \
+                 `#[event(removed = \"OldType\", upcast = function)]`",
+            ),
+            None => {}
+        }
+    }
+    removed
+}
+
+/// `#[upcast(1 -> 2, from = OldShape)]`, `#[upcast(1 -> 2, from = OldShape, with = f)]`,
+/// `#[upcast(1 -> 2, json = f)]`: one step of a variant's upcast chain.
+pub(crate) struct UpcastStep<'a> {
+    pub(crate) attr: &'a Attribute,
+    pub(crate) from: u32,
+    pub(crate) to: u32,
+    pub(crate) to_lit: LitInt,
+    pub(crate) kind: StepKind,
+}
+
+// A handful of these exist per macro invocation; boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum StepKind {
+    /// The stored payload deserialises as `shape`, which becomes the next version through
+    /// `From` or `with`.
+    Typed {
+        shape: Type,
+        with: Option<Path>,
+        /// The type handed to a following JSON step (serialised to JSON).
+        into: Option<Type>,
+    },
+    /// A function over `serde_json::Value`.
+    Json { func: Path },
+}
+
+const STEP_EXAMPLE: &str = "`#[upcast(1 -> 2, from = OpenedV1)]` (a typed step) or \
+                            `#[upcast(1 -> 2, json = open_v1_to_v2)]` (a JSON step)";
+
+pub(crate) fn upcast_steps<'a>(cx: &Ctxt, attrs: &'a [Attribute]) -> Vec<UpcastStep<'a>> {
+    let mut steps = Vec::new();
+    let mut failed = false;
+    for attr in attrs.iter().filter(|a| a.path().is_ident(UPCAST)) {
+        // Each step's errors are gathered apart, to know whether the step was read cleanly.
+        let local = Ctxt::default();
+        let step = if let Meta::List(_) = attr.meta {
+            attr.parse_args_with(|input: ParseStream<'_>| parse_step(&local, attr, input))
+                .unwrap_or_else(|e| {
+                    local.syn_error(e);
+                    None
+                })
+        } else {
+            local.error(
+                attr,
+                format!("`#[upcast]` describes one step of an upcast chain: write {STEP_EXAMPLE}"),
+            );
+            None
+        };
+        let errors = local.into_errors();
+        failed |= step.is_none() || !errors.is_empty();
+        for e in errors {
+            cx.syn_error(e);
+        }
+        steps.extend(step);
+    }
+    // The chain is checked only when every step was read cleanly: a step left out would be
+    // reported again as a gap, and a step with a misspelt `with` as a missing `From`.
+    if failed { Vec::new() } else { steps }
+}
+
+fn parse_step<'a>(
+    cx: &Ctxt,
+    attr: &'a Attribute,
+    input: ParseStream<'_>,
+) -> syn::Result<Option<UpcastStep<'a>>> {
+    let versions = (|| -> syn::Result<(LitInt, LitInt)> {
+        let from: LitInt = input.parse()?;
+        input.parse::<Token![->]>()?;
+        let to: LitInt = input.parse()?;
+        Ok((from, to))
+    })();
+    let Ok((from_lit, to_lit)) = versions else {
+        return Err(syn::Error::new(
+            input.span(),
+            format!(
+                "`#[upcast(..)]` starts with the two versions it lifts between, written \
+                 `FROM -> TO`: {STEP_EXAMPLE}"
+            ),
+        ));
+    };
+    let mut shape = Once::new(cx, UPCAST, STEP_FROM);
+    let mut json = Once::new(cx, UPCAST, STEP_JSON);
+    let mut with = Once::new(cx, UPCAST, STEP_WITH);
+    let mut into = Once::new(cx, UPCAST, STEP_INTO);
+    // A misspelt `from` or `json` is not also reported as missing.
+    let mut suggested_kind = false;
+    while !input.is_empty() {
+        input.parse::<Token![,]>()?;
+        if input.is_empty() {
+            break;
+        }
+        let key: syn::Ident = input.call(syn::ext::IdentExt::parse_any)?;
+        input.parse::<Token![=]>()?;
+        match key.to_string().as_str() {
+            STEP_FROM => {
+                let ty = rust_value::<Type>(input, UPCAST, STEP_FROM, "a type")?;
+                shape.set(&key, (key.clone(), ty));
+            }
+            STEP_JSON => {
+                let func = rust_value::<Path>(input, UPCAST, STEP_JSON, "a function path")?;
+                json.set(&key, (key.clone(), func));
+            }
+            STEP_WITH => {
+                let func = rust_value::<Path>(input, UPCAST, STEP_WITH, "a function path")?;
+                with.set(&key, (key.clone(), func));
+            }
+            STEP_INTO => {
+                let ty = rust_value::<Type>(input, UPCAST, STEP_INTO, "a type")?;
+                into.set(&key, (key.clone(), ty));
+            }
+            other => {
+                let known = [STEP_FROM, STEP_JSON, STEP_WITH, STEP_INTO];
+                let suggestion = did_you_mean(other, &known);
+                suggested_kind |= matches!(suggestion, Some(STEP_FROM | STEP_JSON));
+                let message = match suggestion {
+                    Some(k) => {
+                        format!("unknown key `{other}` in `#[upcast(..)]`: did you mean `{k}`?")
+                    }
+                    None => format!(
+                        "unknown key `{other}` in `#[upcast(..)]`; expected {}",
+                        one_of(&known)
+                    ),
+                };
+                cx.error(&key, message);
+                // Skip the value up to the next comma.
+                while !input.is_empty() && !input.peek(Token![,]) {
+                    input.parse::<proc_macro2::TokenTree>()?;
+                }
+            }
+        }
+    }
+    let (Some(from), Some(to)) = (
+        version_lit(
+            cx,
+            &from_lit,
+            "an upcast step's first version",
+            "schema versions",
+        ),
+        version_lit(
+            cx,
+            &to_lit,
+            "an upcast step's second version",
+            "schema versions",
+        ),
+    ) else {
+        return Ok(None);
+    };
+    let kind = match (shape.get(), json.get(), with.get(), into.get()) {
+        (Some((_, shape)), None, with, into) => StepKind::Typed {
+            shape,
+            with: with.map(|(_, p)| p),
+            into: into.map(|(_, t)| t),
+        },
+        (None, Some((_, func)), with, into) => {
+            for key in with.map(|(k, _)| k).into_iter().chain(into.map(|(k, _)| k)) {
+                cx.error(
+                    &key,
+                    format!(
+                        "`{key}` belongs to a typed step (`from = OldShape`); a JSON step is \
+                         just `json = function`"
+                    ),
+                );
+            }
+            StepKind::Json { func }
+        }
+        (Some(_), Some((key, _)), _, _) => {
+            cx.error(
+                key,
+                "a step is either typed (`from = OldShape`) or JSON (`json = function`), not \
+                 both: keep one (a typed step converts with a function through \
+                 `from = OldShape, with = function`)",
+            );
+            return Ok(None);
+        }
+        (None, None, _, _) if suggested_kind => return Ok(None),
+        (None, None, _, _) => {
+            cx.error(
+                attr,
+                format!(
+                    "this upcast step says neither how to read the old payload nor how to \
+                     lift it: write {STEP_EXAMPLE}"
+                ),
+            );
+            return Ok(None);
+        }
+    };
+    Ok(Some(UpcastStep {
+        attr,
+        from,
+        to,
+        to_lit,
+        kind,
+    }))
 }
 
 /// `#[command(id)]` on a command field: it names the aggregate instance.
@@ -189,6 +522,7 @@ pub(crate) struct AggregateAttrs {
     pub(crate) error: Option<Type>,
     pub(crate) services: Option<Type>,
     pub(crate) name: Option<LitStr>,
+    pub(crate) snapshot_version: Option<LitInt>,
     /// Keys suggested for misspelled ones: already reported, so not missing too.
     pub(crate) suggested: Vec<&'static str>,
 }
@@ -199,6 +533,7 @@ pub(crate) fn aggregate(cx: &Ctxt, attrs: &[Attribute]) -> (AggregateAttrs, bool
     let mut error = Once::new(cx, AGGREGATE, ERROR_KEY);
     let mut services = Once::new(cx, AGGREGATE, SERVICES_KEY);
     let mut name = Once::new(cx, AGGREGATE, NAME);
+    let mut snapshot_version = Once::new(cx, AGGREGATE, SNAPSHOT_VERSION);
     let mut seen = false;
     let mut suggested = Vec::new();
     for attr in attrs.iter().filter(|a| a.path().is_ident(AGGREGATE)) {
@@ -224,11 +559,31 @@ pub(crate) fn aggregate(cx: &Ctxt, attrs: &[Attribute]) -> (AggregateAttrs, bool
                 } else {
                     name.set(&meta.path, lit);
                 }
+            } else if meta.path.is_ident(SNAPSHOT_VERSION) {
+                // #[aggregate(snapshot_version = 2)]
+                let lit: LitInt = meta.value()?.parse()?;
+                if version_lit(
+                    cx,
+                    &lit,
+                    "`#[aggregate(snapshot_version = ..)]`",
+                    "snapshot versions",
+                )
+                .is_some()
+                {
+                    snapshot_version.set(&meta.path, lit);
+                }
             } else {
                 let (error, suggestion) = unknown_key(
                     &meta,
                     AGGREGATE,
-                    &[COMMAND_KEY, EVENT_KEY, ERROR_KEY, SERVICES_KEY, NAME],
+                    &[
+                        COMMAND_KEY,
+                        EVENT_KEY,
+                        ERROR_KEY,
+                        SERVICES_KEY,
+                        NAME,
+                        SNAPSHOT_VERSION,
+                    ],
                 );
                 suggested.extend(suggestion);
                 cx.syn_error(error);
@@ -246,6 +601,7 @@ pub(crate) fn aggregate(cx: &Ctxt, attrs: &[Attribute]) -> (AggregateAttrs, bool
         error: error.get(),
         services: services.get(),
         name: name.get(),
+        snapshot_version: snapshot_version.get(),
         suggested,
     };
     (attrs, seen)

@@ -7,7 +7,7 @@ use quote::ToTokens;
 use syn::{FnArg, Pat, ReturnType, Type};
 
 use crate::ast::{Enum, Method, Param};
-use crate::attr::{self, MethodKind};
+use crate::attr::{self, MethodKind, StepKind, UpcastStep};
 use crate::ctxt::Ctxt;
 use crate::util::snake_to_camel;
 
@@ -51,23 +51,37 @@ pub(crate) fn serde_representation(cx: &Ctxt, input: &Enum<'_>, derive: &str) {
     }
 }
 
-/// Two variants stored under the same type name could not be told apart when read.
+/// Two variants stored under the same type name could not be told apart when read. The
+/// names are every current name (an identifier for a variant stored under its own name, a
+/// string for `#[event(name = "..")]`), alias and removed type.
 pub(crate) fn unique_event_types(cx: &Ctxt, names: &[(String, proc_macro2::TokenStream)]) {
+    let variant =
+        |tokens: &proc_macro2::TokenStream| syn::parse2::<syn::Ident>(tokens.clone()).ok();
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, (name, at)) in names.iter().enumerate() {
-        if let Some(&first) = seen.get(name.as_str()) {
-            let (_, first_at) = &names[first];
-            let first_at = first_at.to_string();
-            cx.error(
-                at,
-                format!(
-                    "two event variants are stored under the type name \"{name}\" (the other \
-                     is `{first_at}`); give one a distinct name with `#[event(name = \"..\")]`"
-                ),
-            );
-        } else {
+        let Some(&first) = seen.get(name.as_str()) else {
             seen.insert(name, i);
-        }
+            continue;
+        };
+        let (_, first_at) = &names[first];
+        // A variant stored under its own identifier is the default: the string that collides
+        // with it (a `name`, an alias or a removed type) is the one to change, before or after.
+        let (at, other) = match (variant(at), variant(first_at)) {
+            (Some(_), None) => (first_at, at),
+            _ => (at, first_at),
+        };
+        let message = match variant(other) {
+            Some(v) => format!(
+                "\"{name}\" is already the stored type name of variant `{v}`, and a stored \
+                 type name must lead to one variant: change or remove this one"
+            ),
+            None => format!(
+                "\"{name}\" is given twice among this enum's stored type names (`name`, `alias` \
+                 and `removed`), and a stored type name must lead to one variant: change or \
+                 remove one"
+            ),
+        };
+        cx.error(at, message);
     }
 }
 
@@ -248,4 +262,125 @@ pub(crate) fn one_method_per_variant(cx: &Ctxt, methods: &[Method<'_>]) {
             seen.insert(key, &m.func.sig.ident);
         }
     }
+}
+
+/// Checks the upcast chain of one variant at `version` and returns its steps ordered by
+/// version, or `None` after reporting what is wrong: a step that does not lead to the next
+/// version (or leads back: a cycle), a step past the current version, two steps from one
+/// version, a gap, and a typed step that must say what it hands to a JSON step.
+pub(crate) fn upcast_chain<'s, 'a>(
+    cx: &Ctxt,
+    variant: &syn::Ident,
+    version: u32,
+    steps: &'s [UpcastStep<'a>],
+) -> Option<Vec<&'s UpcastStep<'a>>> {
+    let mut ok = true;
+    let mut by_from: std::collections::BTreeMap<u32, &UpcastStep<'a>> = Default::default();
+    for step in steps {
+        let (from, to) = (step.from, step.to);
+        if to <= from {
+            let goes = if to == from { "nowhere" } else { "back down" };
+            cx.error(
+                &step.to_lit,
+                format!(
+                    "an upcast step lifts a payload one version up (`1 -> 2`, `2 -> 3`, ..); \
+                     `{from} -> {to}` goes {goes}, which would make the chain a cycle"
+                ),
+            );
+            ok = false;
+        } else if to != from + 1 {
+            cx.error(
+                &step.to_lit,
+                format!(
+                    "an upcast step leads to the next version: write `{from} -> {}`, and one \
+                     step from each version after it",
+                    from + 1
+                ),
+            );
+            ok = false;
+        } else if to > version {
+            cx.error(
+                &step.to_lit,
+                format!(
+                    "this step leads to version {to}, but `{variant}` is written at version \
+                     {version}: set `#[event(version = {to})]` on the variant, or drop the step"
+                ),
+            );
+            ok = false;
+        } else if by_from.insert(from, step).is_some() {
+            cx.error(
+                step.attr,
+                format!("two upcast steps start from version {from} of `{variant}`: keep one"),
+            );
+            ok = false;
+        }
+    }
+    if !ok {
+        return None;
+    }
+    let ordered: Vec<&UpcastStep<'a>> = by_from.values().copied().collect();
+    if let Some(first) = ordered.first() {
+        for k in first.from..version {
+            if !by_from.contains_key(&k) {
+                let before_gap = by_from
+                    .range(..k)
+                    .next_back()
+                    .map(|(_, s)| *s)
+                    .unwrap_or(first);
+                cx.error(
+                    before_gap.attr,
+                    format!(
+                        "the upcast chain of `{variant}` has a gap: this step leads to version \
+                         {k}, and nothing lifts version {k} to {}: add `#[upcast({k} -> {}, ..)]`",
+                        k + 1,
+                        k + 1
+                    ),
+                );
+                return None;
+            }
+        }
+    }
+    for step in &ordered {
+        let StepKind::Typed { into, .. } = &step.kind else {
+            continue;
+        };
+        let next = by_from.get(&step.to);
+        let kinds = (next.map(|n| &n.kind), into);
+        if matches!(
+            kinds,
+            (Some(StepKind::Json { .. }), None)
+                | (Some(StepKind::Typed { .. }), Some(_))
+                | (None, Some(_))
+        ) {
+            ok = false;
+        }
+        match kinds {
+            (Some(StepKind::Json { .. }), None) => cx.error(
+                step.attr,
+                format!(
+                    "the step from version {} is a JSON step, so this typed step must say what \
+                     it hands over: add `into = <the shape of version {}>` (serialised to JSON)",
+                    step.to, step.to
+                ),
+            ),
+            (Some(StepKind::Typed { .. }), Some(into)) => cx.error(
+                into,
+                format!(
+                    "`into` is for a typed step followed by a JSON step; the step from version \
+                     {} is typed, so this one produces its `from` type: remove `into`",
+                    step.to
+                ),
+            ),
+            (None, Some(into)) => cx.error(
+                into,
+                format!(
+                    "version {} is the current one, so this step produces the event enum \
+                     (through `From` or `with`): remove `into`",
+                    step.to
+                ),
+            ),
+            _ => {}
+        }
+    }
+    ok.then_some(ordered)
 }

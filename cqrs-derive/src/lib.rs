@@ -19,7 +19,7 @@ mod tests;
 use proc_macro::TokenStream;
 
 /// Implements `DomainEvent` for an event enum. See `cqrs_core::DomainEvent`.
-#[proc_macro_derive(Event, attributes(event))]
+#[proc_macro_derive(Event, attributes(event, upcast))]
 pub fn derive_event(input: TokenStream) -> TokenStream {
     expand::event::derive(&syn::parse_macro_input!(input as syn::DeriveInput)).into()
 }

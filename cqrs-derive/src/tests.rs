@@ -102,7 +102,7 @@ mod event {
                 "`#[event(version = ..)]` must be a whole number from 1",
                 "unknown key `rename` in `#[event(..)]`: did you mean `name`?",
                 "duplicate `version` key in `#[event(..)]`",
-                "two event variants are stored under the type name \"A\"",
+                "\"A\" is already the stored type name of variant `A`",
             ],
         );
         // The impl is still emitted, so that the enum's users do not fail too.
@@ -120,7 +120,7 @@ mod event {
         assert_errors(
             &out,
             &[
-                "unknown key `label` in `#[event(..)]`; expected `name` or `version`",
+                "unknown key `label` in `#[event(..)]`; expected `name`, `version` or `alias`",
                 "must be a whole number from 1",
             ],
         );
@@ -147,9 +147,382 @@ mod event {
         assert_errors(
             &out,
             &[
-                "`#[event(..)]` is not accepted on the enum",
+                "`version` describes one event: put `#[event(version = ..)]` on a variant",
                 "`#[event(..)]` is not accepted on a field",
                 "`#[event(name = ..)]` must not be empty",
+            ],
+        );
+    }
+}
+
+mod versioning {
+    use super::*;
+
+    /// The errors of `#[derive(Event)]` on `input`.
+    #[track_caller]
+    fn event_errors(input: syn::DeriveInput, expected: &[&str]) -> String {
+        let out = expand::event::derive(&input);
+        assert_errors(&out, expected);
+        out.to_string()
+    }
+
+    #[test]
+    fn an_unreadable_version_is_one_error_not_a_cascade_of_chain_errors() {
+        event_errors(
+            parse_quote! {
+                enum E {
+                    #[event(version = 0)]
+                    #[upcast(1 -> 2, from = OpenedV1)]
+                    Opened,
+                }
+            },
+            &["`#[event(version = ..)]` must be a whole number from 1"],
+        );
+    }
+
+    #[test]
+    fn a_suffixed_snapshot_version_still_makes_a_u32() {
+        let out = expand::aggregate::derive(&parse_quote! {
+            #[aggregate(command = C, event = E, error = Er, snapshot_version = 2u8)]
+            struct A;
+        });
+        assert_errors(&out, &[]);
+        let text = out.to_string();
+        assert!(
+            text.contains("const SNAPSHOT_VERSION : u32 = 2u32"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn every_accepted_form_has_no_errors() {
+        let out = event_errors(
+            parse_quote! {
+                #[event(removed = "Audited")]
+                #[event(removed = "Refunded", upcast = legacy::refund)]
+                #[event(upcast = legacy::archive, removed = "Archived")]
+                enum E {
+                    #[event(version = 3, alias = "Created", alias = "AccountOpened")]
+                    #[upcast(1 -> 2, from = old::OpenedV1)]
+                    #[upcast(2 -> 3, from = OpenedV2)]
+                    Opened { owner: String },
+                    #[upcast(3 -> 4, json = paid_v3,)]
+                    #[upcast(1 -> 2, from = PaidV1, with = paid_v1, into = PaidV2)]
+                    #[upcast(2 -> 3, json = paid_v2)]
+                    #[event(version = 4)]
+                    Paid { cents: u64 },
+                    #[event(name = "note-added", version = 3)]
+                    #[upcast(1 -> 2, json = noted_v1)]
+                    #[upcast(2 -> 3, from = NotedV2, with = noted_v2)]
+                    Noted(String),
+                    // A chain need not reach back to version 1.
+                    #[event(version = 3)]
+                    #[upcast(2 -> 3, json = moved_v2)]
+                    Moved,
+                    #[event(alias = "Shut")]
+                    Closed,
+                }
+            },
+            &[],
+        );
+        for name in [
+            "\"Created\"",
+            "\"AccountOpened\"",
+            "\"note-added\"",
+            "\"Shut\"",
+            "\"Audited\"",
+            "\"Refunded\"",
+            "\"Archived\"",
+        ] {
+            assert!(out.contains(name), "{name} is not read");
+        }
+        assert!(out.contains("paid_v1"));
+        assert!(out.contains("legacy :: archive"));
+    }
+
+    #[test]
+    fn every_versioning_mistake_is_reported_together() {
+        event_errors(
+            parse_quote! {
+                #[event(removed = "Closed", removed = "Gone")]
+                #[event(upcast = legacy)]
+                #[event(version = 2)]
+                #[upcast(1 -> 2, json = f)]
+                enum E {
+                    #[event(version = 3, alias = "")]
+                    #[upcast(1 -> 3, json = f)]
+                    Opened { #[upcast(1 -> 2, json = f)] owner: String },
+                    #[event(alias = "Old", removed = "X")]
+                    #[upcast(1 -> 2, from = A, json = f)]
+                    Moved,
+                    #[event(version = 2, alias = "Old")]
+                    #[upcast(1 -> 2, from = A)]
+                    #[upcast(1 -> 2, from = B)]
+                    Renamed,
+                    #[upcast(1 -> 2, json = f)]
+                    Closed,
+                }
+            },
+            &[
+                "duplicate `removed` key in `#[event(..)]`: write one `#[event(removed = \"..\")]` \
+                 per removed type",
+                "`upcast = ..` on the enum maps a removed type",
+                "`version` describes one event",
+                "`#[upcast(..)]` is not accepted on the enum",
+                "`#[upcast(..)]` is not accepted on a field",
+                "`#[event(alias = ..)]` must not be empty",
+                "an upcast step leads to the next version: write `1 -> 2`",
+                "`removed` names a type no variant is stored under any more",
+                "a step is either typed (`from = OldShape`) or JSON (`json = function`), not both",
+                "two upcast steps start from version 1 of `Renamed`",
+                "this step leads to version 2, but `Closed` is written at version 1",
+                "\"Old\" is given twice among this enum's stored type names",
+                "\"Closed\" is already the stored type name of variant `Closed`",
+            ],
+        );
+    }
+
+    #[test]
+    fn each_chain_mistake_says_which_step_to_write() {
+        let cases: Vec<(syn::DeriveInput, &str)> = vec![
+            (
+                parse_quote! { enum E { #[event(version = 3)] #[upcast(1 -> 3, json = f)] A } },
+                "an upcast step leads to the next version: write `1 -> 2`, and one step from \
+                 each version after it",
+            ),
+            (
+                parse_quote! { enum E { #[event(version = 2)] #[upcast(2 -> 1, json = f)] A } },
+                "`2 -> 1` goes back down, which would make the chain a cycle",
+            ),
+            (
+                parse_quote! { enum E { #[event(version = 2)] #[upcast(2 -> 2, json = f)] A } },
+                "`2 -> 2` goes nowhere, which would make the chain a cycle",
+            ),
+            (
+                parse_quote! { enum E { #[upcast(1 -> 2, json = f)] A } },
+                "this step leads to version 2, but `A` is written at version 1: set \
+                 `#[event(version = 2)]` on the variant, or drop the step",
+            ),
+            (
+                parse_quote! {
+                    enum E {
+                        #[event(version = 4)]
+                        #[upcast(1 -> 2, json = f)]
+                        #[upcast(3 -> 4, json = f)]
+                        A
+                    }
+                },
+                "the upcast chain of `A` has a gap: this step leads to version 2, and nothing \
+                 lifts version 2 to 3: add `#[upcast(2 -> 3, ..)]`",
+            ),
+            (
+                // A chain that stops short of the current version has a gap at its end.
+                parse_quote! { enum E { #[event(version = 3)] #[upcast(1 -> 2, json = f)] A } },
+                "nothing lifts version 2 to 3",
+            ),
+            (
+                parse_quote! {
+                    enum E {
+                        #[event(version = 2)]
+                        #[upcast(1 -> 2, json = f)]
+                        #[upcast(1 -> 2, json = g)]
+                        A
+                    }
+                },
+                "two upcast steps start from version 1 of `A`: keep one",
+            ),
+            (
+                parse_quote! {
+                    enum E {
+                        #[event(version = 3)]
+                        #[upcast(1 -> 2, from = V1)]
+                        #[upcast(2 -> 3, json = f)]
+                        A
+                    }
+                },
+                "the step from version 2 is a JSON step, so this typed step must say what it \
+                 hands over: add `into = <the shape of version 2>`",
+            ),
+            (
+                parse_quote! {
+                    enum E {
+                        #[event(version = 3)]
+                        #[upcast(1 -> 2, from = V1, into = V2)]
+                        #[upcast(2 -> 3, from = V2)]
+                        A
+                    }
+                },
+                "`into` is for a typed step followed by a JSON step; the step from version 2 \
+                 is typed",
+            ),
+            (
+                parse_quote! {
+                    enum E { #[event(version = 2)] #[upcast(1 -> 2, from = V1, into = V2)] A }
+                },
+                "version 2 is the current one, so this step produces the event enum",
+            ),
+        ];
+        for (input, expected) in cases {
+            event_errors(input, &[expected]);
+        }
+    }
+
+    #[test]
+    fn each_malformed_step_is_one_error() {
+        let cases: Vec<(syn::Attribute, &str)> = vec![
+            (
+                parse_quote!(#[upcast(1 -> 2)]),
+                "this upcast step says neither how to read the old payload nor how to lift it",
+            ),
+            (
+                parse_quote!(#[upcast(1 -> 2, json = f, with = g)]),
+                "`with` belongs to a typed step (`from = OldShape`)",
+            ),
+            (
+                parse_quote!(#[upcast(1 -> 2, json = f, into = T)]),
+                "`into` belongs to a typed step (`from = OldShape`)",
+            ),
+            (
+                parse_quote!(#[upcast(1 -> 2, from = A, form = B)]),
+                "unknown key `form` in `#[upcast(..)]`: did you mean `from`?",
+            ),
+            (
+                parse_quote!(#[upcast(1 -> 2, json = f, colour = 1)]),
+                "unknown key `colour` in `#[upcast(..)]`; expected `from`, `json`, `with` or \
+                 `into`",
+            ),
+            (
+                parse_quote!(#[upcast(1 -> 2, json = f, json = g)]),
+                "duplicate `json` key in `#[upcast(..)]`: give it once",
+            ),
+            (
+                parse_quote!(#[upcast(from 1 to 2, from = V1)]),
+                "`#[upcast(..)]` starts with the two versions it lifts between, written \
+                 `FROM -> TO`",
+            ),
+            (
+                parse_quote!(#[upcast(1 => 2, from = V1)]),
+                "`#[upcast(..)]` starts with the two versions it lifts between",
+            ),
+            (
+                parse_quote!(#[upcast(0 -> 1, from = V0)]),
+                "an upcast step's first version must be a whole number from 1",
+            ),
+            (
+                parse_quote!(#[upcast]),
+                "`#[upcast]` describes one step of an upcast chain",
+            ),
+            (
+                parse_quote!(#[upcast = "1 -> 2"]),
+                "`#[upcast]` describes one step of an upcast chain",
+            ),
+            (
+                parse_quote!(#[upcast(1 -> 2, json = "f")]),
+                "`json` in `#[upcast(..)]` takes a function path written as Rust, not a string: \
+                 write `json = f`",
+            ),
+            (
+                parse_quote!(#[upcast(1 -> 2, from = "V1")]),
+                "`from` in `#[upcast(..)]` takes a type written as Rust",
+            ),
+        ];
+        for (step, expected) in cases {
+            event_errors(
+                parse_quote! { enum E { #[event(version = 2)] #step A } },
+                &[expected],
+            );
+        }
+    }
+
+    #[test]
+    fn a_misspelt_step_key_is_not_also_missing() {
+        event_errors(
+            parse_quote! { enum E { #[event(version = 2)] #[upcast(1 -> 2, jsn = f)] A } },
+            &["unknown key `jsn` in `#[upcast(..)]`: did you mean `json`?"],
+        );
+    }
+
+    #[test]
+    fn a_step_that_cannot_be_read_leaves_its_chain_unchecked() {
+        // Without the second step the chain would have a gap; with a misspelt `with` the
+        // first would need a `From`. Only the mistakes themselves are reported.
+        event_errors(
+            parse_quote! {
+                enum E {
+                    #[event(version = 3)]
+                    #[upcast(1 -> 2, from = V1, wiht = f, into = V2)]
+                    #[upcast(2 -> 3 json = g)]
+                    A
+                }
+            },
+            &[
+                "unknown key `wiht` in `#[upcast(..)]`: did you mean `with`?",
+                "expected `,`",
+            ],
+        );
+    }
+
+    #[test]
+    fn the_enum_attribute_takes_removed_types_only() {
+        event_errors(
+            parse_quote! {
+                #[event(name = "E", remove = "X", upcast = "f")]
+                enum E { A }
+            },
+            &[
+                "`name` describes one event: put `#[event(name = ..)]` on a variant",
+                "unknown key `remove` in `#[event(..)]`: did you mean `removed`?",
+                "`upcast` in `#[event(..)]` takes a function path written as Rust, not a string",
+            ],
+        );
+    }
+
+    #[test]
+    fn names_aliases_and_removed_types_are_all_distinct() {
+        event_errors(
+            parse_quote! {
+                #[event(removed = "B")]
+                enum E {
+                    #[event(alias = "A")]
+                    A,
+                    #[event(alias = "C")]
+                    B,
+                    #[event(name = "c-renamed", alias = "D")]
+                    C,
+                    #[event(alias = "D")]
+                    D2,
+                }
+            },
+            &[
+                "\"A\" is already the stored type name of variant `A`",
+                // The alias "C" comes first, the variant `C` is renamed: no collision.
+                "\"D\" is given twice among this enum's stored type names",
+                "\"B\" is already the stored type name of variant `B`",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_snapshot_version_is_a_whole_number_given_once() {
+        let out = expand::aggregate::derive(&parse_quote! {
+            #[aggregate(command = C, event = E, error = Er, snapshot_version = 2)]
+            struct Order;
+        });
+        assert_errors(&out, &[]);
+        assert!(out.to_string().contains("const SNAPSHOT_VERSION : u32 = 2"));
+        let out = expand::aggregate::derive(&parse_quote! {
+            #[aggregate(command = C, event = E, error = Er, snapshot_version = 0)]
+            #[aggregate(snapshot_version = 2, snapshot_version = 3, snapshot_versions = 4)]
+            struct Order;
+        });
+        assert_errors(
+            &out,
+            &[
+                "`#[aggregate(snapshot_version = ..)]` must be a whole number from 1: snapshot \
+                 versions start at 1",
+                "duplicate `snapshot_version` key in `#[aggregate(..)]`: give it once",
+                "unknown key `snapshot_versions` in `#[aggregate(..)]`: did you mean \
+                 `snapshot_version`?",
             ],
         );
     }
@@ -231,7 +604,7 @@ mod aggregate {
                 "duplicate `command` key in `#[aggregate(..)]`",
                 "`#[aggregate(name = ..)]` must not be empty",
                 "unknown key `colour` in `#[aggregate(..)]`; expected `command`, `event`, \
-                 `error`, `services` or `name`",
+                 `error`, `services`, `name` or `snapshot_version`",
                 "`#[aggregate(..)]` is missing `event = ..`, `error = ..`",
             ],
         );

@@ -318,21 +318,21 @@ fn event_names_versions_and_payloads_follow_the_attributes() {
     for (event, payload) in cases.iter().zip(payloads) {
         let bytes = event.encode(&JsonCodec).unwrap();
         assert_eq!(std::str::from_utf8(&bytes).unwrap(), payload);
-        let back = ShopEvent::decode(
+        let back = ShopEvent::decode_all(
             &JsonCodec,
             event.event_type(),
             event.schema_version(),
             &bytes,
         )
         .unwrap();
-        assert_eq!(&back, event);
+        assert_eq!(back, std::slice::from_ref(event));
     }
 }
 
 #[test]
 fn bad_stored_events_are_typed_errors() {
     use cqrs_core::DecodeReason;
-    let unknown = ShopEvent::decode(&JsonCodec, "Refunded", 1, b"{}").unwrap_err();
+    let unknown = ShopEvent::decode_all(&JsonCodec, "Refunded", 1, b"{}").unwrap_err();
     assert!(matches!(
         unknown,
         DecodeReason::UnknownEventType {
@@ -346,15 +346,16 @@ fn bad_stored_events_are_typed_errors() {
             .contains("Placed, Noted, LineAdded, Cancelled, shipped-v2")
     );
     let version =
-        ShopEvent::decode(&JsonCodec, "shipped-v2", 3, br#"{"carrier":"x"}"#).unwrap_err();
+        ShopEvent::decode_all(&JsonCodec, "shipped-v2", 3, br#"{"carrier":"x"}"#).unwrap_err();
     assert!(matches!(
         version,
         DecodeReason::UnsupportedSchemaVersion {
             found: 3,
+            oldest: 2,
             current: 2
         }
     ));
-    let payload = ShopEvent::decode(&JsonCodec, "Placed", 1, br#"{"lines":7}"#).unwrap_err();
+    let payload = ShopEvent::decode_all(&JsonCodec, "Placed", 1, br#"{"lines":7}"#).unwrap_err();
     assert!(matches!(payload, DecodeReason::Payload(_)), "{payload}");
 }
 

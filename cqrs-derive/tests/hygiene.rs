@@ -46,6 +46,43 @@ mod shadowed {
     #[error("never")]
     pub struct Never;
 
+    #[derive(Deserialize)]
+    pub struct TickedV1 {
+        pub n: u32,
+    }
+
+    #[derive(Deserialize, Serialize)]
+    pub struct TickedV2 {
+        pub n: u32,
+    }
+
+    impl ::std::convert::From<TickedV1> for TickedV2 {
+        fn from(v: TickedV1) -> Self {
+            TickedV2 { n: v.n + 1 }
+        }
+    }
+
+    pub fn ticked_v2(v: ::serde_json::Value) -> ::std::result::Result<::serde_json::Value, Never> {
+        ::std::result::Result::Ok(v)
+    }
+
+    pub fn gone(v: ::serde_json::Value) -> ::cqrs_core::upcast::Upcast {
+        ::cqrs_core::upcast::Upcast::Split(::std::vec![::cqrs_core::upcast::StoredValue::new(
+            "Ticked", 3, v,
+        )])
+    }
+
+    /// Every versioning form: typed and JSON steps, an alias, removed types.
+    #[derive(::std::fmt::Debug, ::std::cmp::PartialEq, Serialize, Deserialize, Event)]
+    #[event(removed = "Gone", upcast = gone)]
+    #[event(removed = "Dropped")]
+    pub enum Versioned {
+        #[event(version = 3, alias = "Tock")]
+        #[upcast(1 -> 2, from = TickedV1, into = TickedV2)]
+        #[upcast(2 -> 3, json = ticked_v2)]
+        Ticked { n: u32 },
+    }
+
     #[derive(::std::fmt::Debug, ::std::default::Default, Aggregate)]
     #[aggregate(command = Cmd, event = Ev, error = Never)]
     pub struct Counter {
@@ -100,4 +137,18 @@ fn generated_code_ignores_shadowed_prelude_names() {
         counter.apply(e);
     }
     ::std::assert_eq!(counter.value, 3);
+}
+
+#[test]
+fn generated_upcasts_ignore_shadowed_prelude_names() {
+    use ::cqrs_core::DomainEvent;
+    let decode = |ty: &str, v: u32, json: &[u8]| {
+        shadowed::Versioned::decode_all(&::cqrs_core::JsonCodec, ty, v, json).unwrap()
+    };
+    let ticked = |n| shadowed::Versioned::Ticked { n };
+    ::std::assert_eq!(decode("Ticked", 1, b"{\"n\":1}"), [ticked(2)]);
+    ::std::assert_eq!(decode("Tock", 2, b"{\"n\":1}"), [ticked(1)]);
+    ::std::assert_eq!(decode("Ticked", 3, b"{\"n\":1}"), [ticked(1)]);
+    ::std::assert_eq!(decode("Gone", 1, b"{\"n\":5}"), [ticked(5)]);
+    ::std::assert!(decode("Dropped", 1, b"{}").is_empty());
 }

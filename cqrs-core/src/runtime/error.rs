@@ -76,3 +76,15 @@ impl<E: std::error::Error + 'static> CommandError<E> {
         matches!(self, Self::Concurrency { .. })
     }
 }
+
+/// Why reading the global log failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The event store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored event could not be decoded (or upcast) into today's event type.
+    #[error(transparent)]
+    Decode(#[from] EventDecodeError),
+}

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 use tracing::Instrument;
 
-pub use error::CommandError;
+pub use error::{CommandError, ReadError};
 pub use middleware::{BoxFuture, CommandRequest, Middleware, Next};
 pub use retry::RetryPolicy;
 
@@ -308,6 +308,64 @@ impl<A: Aggregate, C: Codec> Cqrs<A, C> {
         })
     }
 
+    /// Reads up to `limit` events of the global log from `from_position` on (events of
+    /// every aggregate count towards `limit`) and returns this aggregate's among them,
+    /// each decoded through its upcast chain, with the position to read from next.
+    ///
+    /// A stored event of this aggregate that cannot be decoded stops the read with a
+    /// [`ReadError::Decode`] naming it: it is never skipped silently.
+    ///
+    /// ```
+    /// # use cqrs_core::prelude::*;
+    /// # #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+    /// # enum E { Happened { n: u32 } }
+    /// # #[derive(Debug, Clone, PartialEq, Command)]
+    /// # enum C { Do { n: u32 } }
+    /// # #[derive(Debug, thiserror::Error)]
+    /// # #[error("no")]
+    /// # struct Er;
+    /// # #[derive(Debug, Default, Aggregate)]
+    /// # #[aggregate(command = C, event = E, error = Er)]
+    /// # struct Thing;
+    /// # #[aggregate_impl]
+    /// # impl Thing {
+    /// #     #[handle] fn r#do(&self, n: u32) -> E { E::Happened { n } }
+    /// #     #[apply] fn happened(&mut self, n: &u32) { let _ = n; }
+    /// # }
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let things = Cqrs::<Thing>::builder(InMemoryEventStore::new()).build();
+    /// things.execute("a", C::Do { n: 1 }).await.unwrap();
+    /// things.execute("b", C::Do { n: 2 }).await.unwrap();
+    ///
+    /// let page = things.read_log(1, 100).await.unwrap();
+    /// let ns: Vec<u32> = page.events.iter().map(|e| match e.event { E::Happened { n } => n }).collect();
+    /// assert_eq!(ns, [1, 2]);
+    /// assert_eq!(page.next_position, 3);
+    /// # });
+    /// ```
+    pub async fn read_log(
+        &self,
+        from_position: u64,
+        limit: usize,
+    ) -> Result<LogPage<A::Event>, ReadError> {
+        let recorded = self.inner.store.read_all(from_position, limit).await?;
+        let next_position = recorded.last().map_or(from_position, |e| e.position + 1);
+        let mut events = Vec::with_capacity(recorded.len());
+        for e in &recorded {
+            let ours = e
+                .stream_id
+                .strip_prefix(A::TYPE_NAME)
+                .is_some_and(|rest| rest.starts_with('-'));
+            if ours {
+                events.extend(e.decode_envelopes::<A::Event, C>(&self.inner.codec)?);
+            }
+        }
+        Ok(LogPage {
+            events,
+            next_position,
+        })
+    }
+
     /// The event store this runtime writes to.
     pub fn store(&self) -> &Arc<dyn EventStore> {
         &self.inner.store
@@ -317,6 +375,16 @@ impl<A: Aggregate, C: Codec> Cqrs<A, C> {
     pub fn services(&self) -> &A::Services {
         &self.inner.services
     }
+}
+
+/// A page of the global log, typed: see [`Cqrs::read_log`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogPage<E> {
+    /// The aggregate's events in position order; an event an upcast split appears once
+    /// per resulting event, all with its position.
+    pub events: Vec<EventEnvelope<E>>,
+    /// The position to read from next (past every stored event read, ours or not).
+    pub next_position: u64,
 }
 
 impl<A: Aggregate> Slot<A> {
@@ -371,9 +439,12 @@ impl<A: Aggregate, C: Codec> Inner<A, C> {
                 )));
                 return ControlFlow::Break(());
             }
-            match recorded.decode::<A::Event, C>(&self.codec) {
-                Ok(event) => {
-                    state.apply(&event);
+            // An upcast may turn one stored event into several or none; the stream
+            // version is the stored one either way.
+            match recorded
+                .decode_with::<A::Event, C, _>(&self.codec, &mut |event| state.apply(&event))
+            {
+                Ok(()) => {
                     *version = recorded.version;
                     ControlFlow::Continue(())
                 }

@@ -164,7 +164,7 @@ pub type EventVisitor<'a> = dyn for<'e> FnMut(&'e RecordedEvent) -> ControlFlow<
 ///
 /// let events = store.read_stream("Ping-1", 1).await.unwrap();
 /// assert_eq!(events.len(), 1);
-/// let decoded: Ping = events[0].decode(&JsonCodec).unwrap();
+/// let decoded: Vec<Ping> = events[0].decode(&JsonCodec).unwrap();
 /// # });
 /// ```
 #[async_trait]

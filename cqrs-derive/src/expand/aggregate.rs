@@ -82,10 +82,16 @@ pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
     let error = resolve(attrs.error, quote!(Error));
     let services = attrs.services.map_or_else(|| quote!(()), |s| quote!(#s));
     let name = attrs.name.map_or_else(|| ident.to_string(), |n| n.value());
+    // The parsed number, not the literal: `2u8` must still make a `u32`.
+    let snapshot_version = attrs
+        .snapshot_version
+        .and_then(|v| v.base10_parse::<u32>().ok())
+        .map(|v| quote!(const SNAPSHOT_VERSION: u32 = #v;));
     let expanded = quote! {
         #[automatically_derived]
         impl ::cqrs_core::Aggregate for #ident {
             const TYPE_NAME: &'static str = #name;
+            #snapshot_version
             type Command = #command;
             type Event = #event;
             type Error = #error;

@@ -50,3 +50,4 @@ fn any_pattern(v: &Variant<'_>) -> TokenStream {
     let ident = v.ident;
     quote!(Self::#ident { .. })
 }
+pub(crate) mod upcast;
