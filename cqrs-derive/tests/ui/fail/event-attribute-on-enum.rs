@@ -1,4 +1,4 @@
-// `#[event(..)]` goes on a variant, not on the enum.
+// `version` belongs to one event: `#[event(version = ..)]` goes on a variant, not on the enum.
 use cqrs_core::prelude::*;
 
 #[derive(Debug, Serialize, Deserialize, Event)]
