@@ -1,7 +1,18 @@
 //! # cqrs-testing
 //!
-//! Given/When/Then scenarios for one [`Aggregate`]: start from the events it has already
-//! recorded, send it a command, and assert what it decided.
+//! Test fixtures for cqrs aggregates and their events:
+//!
+//! * **Given/When/Then scenarios** for one [`Aggregate`] ([`AggregateScenario`]): start
+//!   from the events it has already recorded, send it a command, and assert what it
+//!   decided; a few checks of `apply`, `handle` and the codec come
+//!   [without being asked](#what-every-scenario-checks-without-being-asked).
+//! * **Histories of stored events**, old schema versions included
+//!   ([`given_stored`](AggregateScenario::given_stored)): a scenario starts from events as
+//!   a store holds them, lifted through the upcast chains; see
+//!   [below](#starting-from-stored-events).
+//! * **Golden files** ([`golden`]): a directory of stored events and what each must become
+//!   today, checked in one test, with a bless mode (`CQRS_GOLDEN=bless`) that writes the
+//!   expectations.
 //!
 //! ```
 //! use cqrs_testing::prelude::*;
@@ -14,10 +25,10 @@
 //! #     const EVENT_TYPES: &'static [&'static str] = &["Incremented"];
 //! #     fn event_type(&self) -> &'static str { "Incremented" }
 //! #     fn schema_version(&self) -> u32 { 1 }
-//! #     fn decode<C: Codec>(codec: &C, ty: &str, _: u32, payload: &[u8])
-//! #         -> Result<Self, DecodeReason> {
+//! #     fn decode_payload<C: Codec, F: FnMut(Self)>(codec: &C, ty: &str, _: u32,
+//! #         payload: cqrs_core::upcast::Payload<'_>, sink: &mut F) -> Result<(), DecodeReason> {
 //! #         match ty {
-//! #             "Incremented" => Ok(codec.decode_event(0, payload)?),
+//! #             "Incremented" => Ok(sink(payload.read_variant(codec, 0)?)),
 //! #             _ => Err(DecodeReason::UnknownEventType { enum_name: "CounterEvent", known: "Incremented".into() }),
 //! #         }
 //! #     }
@@ -63,6 +74,48 @@
 //!     .then_error(CounterError::Overflow);
 //! ```
 //!
+//! ## Starting from stored events
+//!
+//! Events are stored forever, in the shape they had when recorded. A scenario can start
+//! from them as they are stored: [`given_stored`](AggregateScenario::given_stored) and
+//! [`and_stored`](Given::and_stored) take a stored type name (a current name, an alias
+//! or a removed type's name), the schema version the event was written with, and its
+//! payload as JSON. Each goes through the event type's upcast chain
+//! ([`DomainEvent::decode_json`]), and the events it means today join the history: one
+//! for most events, several for a split, none for a drop. [`and`](Given::and) adds
+//! current events in between.
+//!
+//! ```
+//! # include!("doctest_account.rs");
+//! # fn main() {
+//! use cqrs_testing::prelude::*;
+//! use serde_json::json;
+//!
+//! // `Opened` v1 stored a `name`; today's v2 has an owner and a currency.
+//! Account::given_stored("Opened", 1, json!({"name": "ann"}))
+//!     // v1 stored cents as a string.
+//!     .and_stored("Deposited", 1, json!({"cents": "250"}))
+//!     // A removed type that is now a deposit and a withdrawal.
+//!     .and_stored("Transferred", 1, json!({"amount": 40}))
+//!     // Dropped: it means nothing today.
+//!     .and_stored("Audited", 1, json!({"by": "eve"}))
+//!     .and([AccountEvent::Withdrew { amount: 50 }])
+//!     .when(AccountCommand::Withdraw { amount: 300 })
+//!     .then_error(AccountError::InsufficientFunds);
+//!
+//! // What the stored events became, without a command.
+//! Account::given_stored("AccountCreated", 1, json!({"name": "bo"})) // an alias
+//!     .then_given_events([AccountEvent::Opened { owner: "bo".into(), currency: "EUR".into() }])
+//!     .then_state(|account| assert_eq!(account.owner.as_deref(), Some("bo")));
+//! # }
+//! ```
+//!
+//! A stored event that does not decode fails the test at its line, with its index among
+//! the given events, its type, version and payload, and the
+//! [`DecodeReason`](cqrs_core::DecodeReason). The automatic codec check below applies to
+//! the events the stored ones became: they are encoded as they would be written today
+//! (at their current schema version), not as they were stored.
+//!
 //! ## What every scenario checks without being asked
 //!
 //! [`when`](Given::when) runs the command and, before returning, checks that
@@ -76,9 +129,12 @@
 //!   rejected) equals the state before it.
 //! * **every event survives a codec round trip**: each given and each new event is encoded
 //!   with [`JsonCodec`] into a [`NewEvent`] and decoded back with
-//!   [`DomainEvent::decode`]; the result must equal the original and have the same
+//!   [`DomainEvent::decode_all`]; the result must equal the original and have the same
 //!   [`event_type`](DomainEvent::event_type). A field lost to `#[serde(skip)]` or a
 //!   `decode` that does not know a type name fails here.
+//!
+//! [`Given::then_state`] makes the checks of the given events (round trip, folding twice)
+//! too, without a command.
 //!
 //! A failed check or assertion panics at the caller's line with a message that names it
 //! and, where two values differ, shows their `{:#?}` forms as a line diff
@@ -95,7 +151,10 @@
 use std::fmt::{self, Debug, Write as _};
 use std::future::Future;
 
+use cqrs_core::upcast::{StoredValue, Value};
 use cqrs_core::{Aggregate, Command as _, DomainEvent, JsonCodec, Metadata, NewEvent};
+
+pub mod golden;
 
 /// Brings [`AggregateScenario`] into scope: `use cqrs_testing::prelude::*;`.
 pub mod prelude {
@@ -112,12 +171,32 @@ where
     Self::Event: PartialEq,
 {
     /// The aggregate has already recorded `events`, oldest first.
+    #[must_use = "a scenario does nothing until `when` runs a command"]
     fn given<I>(events: I) -> Given<Self>
     where
         I: IntoIterator<Item = Self::Event>;
 
     /// The aggregate has recorded nothing yet: it starts from `Self::default()`.
+    #[must_use = "a scenario does nothing until `when` runs a command"]
     fn given_no_events() -> Given<Self>;
+
+    /// The aggregate has already recorded one event, given as it is stored: its stored
+    /// type name (a current name, an alias or a removed name), the schema version it was
+    /// written with, and its payload as JSON. Add more with [`Given::and_stored`] and
+    /// [`Given::and`].
+    ///
+    /// The event goes through the event type's upcast chain
+    /// ([`DomainEvent::decode_json`]) at once, and the events it means today become the
+    /// history: one for most events, several for a split, none for a drop. See the
+    /// [crate docs](crate#starting-from-stored-events) for an example.
+    ///
+    /// # Panics
+    ///
+    /// At the caller's line if the event does not decode, naming its index among the
+    /// given events, its type, version and payload, and the [`DecodeReason`](cqrs_core::DecodeReason).
+    #[must_use = "a scenario does nothing until `when` runs a command"]
+    #[track_caller]
+    fn given_stored(event_type: &str, schema_version: u32, payload: Value) -> Given<Self>;
 }
 
 impl<A> AggregateScenario for A
@@ -129,22 +208,60 @@ where
     where
         I: IntoIterator<Item = Self::Event>,
     {
-        Given {
-            events: events.into_iter().collect(),
-        }
+        Given::empty().and(events)
     }
 
     fn given_no_events() -> Given<Self> {
-        Given { events: Vec::new() }
+        Given::empty()
+    }
+
+    #[track_caller]
+    fn given_stored(event_type: &str, schema_version: u32, payload: Value) -> Given<Self> {
+        Given::empty().and_stored(event_type, schema_version, payload)
     }
 }
 
 /// The history of a scenario: the events the aggregate has already recorded.
 ///
-/// Made by [`AggregateScenario::given`]; run a command against it with [`when`](Self::when).
-#[must_use = "a scenario does nothing until `when` runs a command"]
+/// Made by [`AggregateScenario::given`], [`given_no_events`](AggregateScenario::given_no_events)
+/// or [`given_stored`](AggregateScenario::given_stored); extended with [`and`](Self::and)
+/// and [`and_stored`](Self::and_stored); run a command against it with
+/// [`when`](Self::when), or check the history alone with
+/// [`then_given_events`](Self::then_given_events) and [`then_state`](Self::then_state).
 pub struct Given<A: Aggregate> {
-    events: Vec<A::Event>,
+    history: History<A::Event>,
+}
+
+/// The given events and where they came from.
+struct History<E> {
+    events: Vec<E>,
+    /// Every fixture given so far: typed events and stored events alike.
+    fixtures: usize,
+    /// The stored events among them.
+    stored: usize,
+    /// How many current events those stored events decoded into.
+    from_stored: usize,
+}
+
+impl<E> History<E> {
+    fn counts(&self) -> Counts {
+        Counts {
+            events: self.events.len(),
+            stored: self.stored,
+            from_stored: self.from_stored,
+        }
+    }
+}
+
+/// How the given history was made, for failure messages.
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    /// The given events.
+    events: usize,
+    /// The stored events given.
+    stored: usize,
+    /// How many of the given events those stored events decoded into.
+    from_stored: usize,
 }
 
 impl<A> Given<A>
@@ -152,10 +269,202 @@ where
     A: Aggregate + PartialEq + Debug,
     A::Event: PartialEq,
 {
+    fn empty() -> Self {
+        Self {
+            history: History {
+                events: Vec::new(),
+                fixtures: 0,
+                stored: 0,
+                from_stored: 0,
+            },
+        }
+    }
+
+    /// The aggregate has also recorded `events`, after the ones given so far.
+    ///
+    /// ```
+    /// # include!("doctest_account.rs");
+    /// # fn main() {
+    /// use cqrs_testing::prelude::*;
+    /// use serde_json::json;
+    ///
+    /// Account::given_stored("Opened", 1, json!({"name": "ann"}))
+    ///     .and([AccountEvent::Deposited { amount: 5 }])
+    ///     .then_state(|account| assert_eq!(account.balance, 5));
+    /// # }
+    /// ```
+    #[must_use = "a scenario does nothing until `when` runs a command"]
+    pub fn and<I>(mut self, events: I) -> Self
+    where
+        I: IntoIterator<Item = A::Event>,
+    {
+        let before = self.history.events.len();
+        self.history.events.extend(events);
+        self.history.fixtures += self.history.events.len() - before;
+        self
+    }
+
+    /// The aggregate has also recorded one event given as it is stored, after the ones
+    /// given so far: see [`AggregateScenario::given_stored`].
+    ///
+    /// ```
+    /// # include!("doctest_account.rs");
+    /// # fn main() {
+    /// use cqrs_testing::prelude::*;
+    /// use serde_json::json;
+    ///
+    /// Account::given_stored("Opened", 1, json!({"name": "ann"}))
+    ///     .and_stored("Deposited", 1, json!({"cents": "250"}))
+    ///     .then_given_events([
+    ///         AccountEvent::Opened { owner: "ann".into(), currency: "EUR".into() },
+    ///         AccountEvent::Deposited { amount: 250 },
+    ///     ]);
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// At the caller's line if the event does not decode, naming its index among the
+    /// given events (counting from 0 every event passed to `given` or `and` and every
+    /// stored event), its type, version and payload, and the [`DecodeReason`](cqrs_core::DecodeReason).
+    #[must_use = "a scenario does nothing until `when` runs a command"]
+    #[track_caller]
+    pub fn and_stored(mut self, event_type: &str, schema_version: u32, payload: Value) -> Self {
+        let index = self.history.fixtures;
+        match A::Event::decode_json(event_type, schema_version, payload.clone()) {
+            Ok(events) => {
+                let history = &mut self.history;
+                history.fixtures += 1;
+                history.stored += 1;
+                history.from_stored += events.len();
+                history.events.extend(events);
+                self
+            }
+            Err(reason) => panic!(
+                "given_stored: the stored event given at index {index} (`{event_type}`, schema \
+                 v{schema_version}) does not decode into `{}`\n\n\
+                 event type:     {event_type}\n\
+                 schema version: {schema_version}\n\
+                 payload:\n{}\n\n\
+                 reason: {}\n\n{}",
+                std::any::type_name::<A::Event>(),
+                pretty_json(&payload),
+                describe(&reason),
+                scenario::<A>(self.history.counts(), None),
+            ),
+        }
+    }
+
+    /// Like [`and_stored`](Self::and_stored), for each of `stored` in order: events kept
+    /// as [`StoredValue`]s, such as golden [cases](golden::Case::stored).
+    ///
+    /// ```
+    /// # include!("doctest_account.rs");
+    /// # fn main() {
+    /// use cqrs_core::upcast::StoredValue;
+    /// use cqrs_testing::prelude::*;
+    /// use serde_json::json;
+    ///
+    /// let stored = [
+    ///     StoredValue::new("Opened", 1, json!({"name": "ann"})),
+    ///     StoredValue::new("Deposited", 2, json!({"amount": 7})),
+    /// ];
+    /// Account::given_no_events()
+    ///     .and_stored_values(stored)
+    ///     .then_state(|account| assert_eq!(account.balance, 7));
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`and_stored`](Self::and_stored), at the first event that does not decode.
+    #[must_use = "a scenario does nothing until `when` runs a command"]
+    #[track_caller]
+    pub fn and_stored_values<I>(self, stored: I) -> Self
+    where
+        I: IntoIterator<Item = StoredValue>,
+    {
+        // A loop, not a closure, so that a failure points at the caller's line.
+        let mut given = self;
+        for event in stored {
+            given = given.and_stored(&event.event_type, event.schema_version, event.payload);
+        }
+        given
+    }
+
+    /// The given events as the aggregate sees them: typed events as given, stored events
+    /// as they decode today.
+    pub fn events(&self) -> &[A::Event] {
+        &self.history.events
+    }
+
+    /// Asserts the given history is exactly `expected`, in order: what stored events
+    /// become today, without running a command.
+    ///
+    /// ```
+    /// # include!("doctest_account.rs");
+    /// # fn main() {
+    /// use cqrs_testing::prelude::*;
+    /// use serde_json::json;
+    ///
+    /// // A removed type that stood for a deposit and a withdrawal.
+    /// Account::given_stored("Transferred", 1, json!({"amount": 3}))
+    ///     .then_given_events([
+    ///         AccountEvent::Deposited { amount: 3 },
+    ///         AccountEvent::Withdrew { amount: 3 },
+    ///     ]);
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// With a diff of the expected and actual histories if they differ.
+    #[track_caller]
+    pub fn then_given_events<I>(self, expected: I) -> Self
+    where
+        I: IntoIterator<Item = A::Event>,
+    {
+        let expected: Vec<A::Event> = expected.into_iter().collect();
+        if self.history.events != expected {
+            panic!(
+                "then_given_events: the given events differ (- expected, + actual)\n{}\n\n{}",
+                diff(&expected, &self.history.events),
+                scenario::<A>(self.history.counts(), None)
+            );
+        }
+        self
+    }
+
+    /// Folds the given events into `A::default()` and hands the state to `check`, without
+    /// running a command. The automatic checks on the given events run first: each
+    /// survives a codec round trip, and folding them twice gives equal states.
+    ///
+    /// ```
+    /// # include!("doctest_account.rs");
+    /// # fn main() {
+    /// use cqrs_testing::prelude::*;
+    /// use serde_json::json;
+    ///
+    /// Account::given_stored("AccountCreated", 1, json!({"name": "bo"}))
+    ///     .then_state(|account| assert_eq!(account.owner.as_deref(), Some("bo")));
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If an automatic check fails; and whatever `check` asserts.
+    #[track_caller]
+    pub fn then_state(self, check: impl FnOnce(&A)) -> Self {
+        let (state, _) = check_given::<A>(&self.history, None);
+        check(&state);
+        self
+    }
+
     /// Hands `services` to the handler instead of `A::Services::default()`.
+    #[must_use = "a scenario does nothing until `when` runs a command"]
     pub fn with_services(self, services: A::Services) -> GivenWithServices<A> {
         GivenWithServices {
-            events: self.events,
+            history: self.history,
             services,
         }
     }
@@ -173,7 +482,7 @@ where
         A::Services: Default,
     {
         run(
-            self.events,
+            self.history,
             &A::Services::default(),
             command,
             Metadata::default(),
@@ -192,14 +501,14 @@ where
     where
         A::Services: Default,
     {
-        run(self.events, &A::Services::default(), command, metadata)
+        run(self.history, &A::Services::default(), command, metadata)
     }
 }
 
 impl<A: Aggregate> Debug for Given<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Given")
-            .field("events", &self.events)
+            .field("events", &self.history.events)
             .finish()
     }
 }
@@ -209,7 +518,7 @@ impl<A: Aggregate> Debug for Given<A> {
 /// Made by [`Given::with_services`].
 #[must_use = "a scenario does nothing until `when` runs a command"]
 pub struct GivenWithServices<A: Aggregate> {
-    events: Vec<A::Event>,
+    history: History<A::Event>,
     services: A::Services,
 }
 
@@ -227,7 +536,7 @@ where
     #[track_caller]
     #[must_use = "check the outcome with a `then_*` method"]
     pub fn when(self, command: A::Command) -> Then<A> {
-        run(self.events, &self.services, command, Metadata::default())
+        run(self.history, &self.services, command, Metadata::default())
     }
 
     /// Like [`when`](Self::when), with `metadata` carried into the encoded events (see
@@ -239,14 +548,14 @@ where
     #[track_caller]
     #[must_use = "check the outcome with a `then_*` method"]
     pub fn when_with(self, command: A::Command, metadata: Metadata) -> Then<A> {
-        run(self.events, &self.services, command, metadata)
+        run(self.history, &self.services, command, metadata)
     }
 }
 
 impl<A: Aggregate> Debug for GivenWithServices<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GivenWithServices")
-            .field("events", &self.events)
+            .field("events", &self.history.events)
             .finish_non_exhaustive()
     }
 }
@@ -256,7 +565,7 @@ impl<A: Aggregate> Debug for GivenWithServices<A> {
 /// Every `then_*` method returns the outcome again, so several can be chained:
 /// `.then_events([..]).then_state(|s| ..)`.
 pub struct Then<A: Aggregate> {
-    given: usize,
+    given: Counts,
     command: &'static str,
     result: Result<Vec<A::Event>, A::Error>,
     state: A,
@@ -436,7 +745,10 @@ where
 
     #[track_caller]
     fn fail(&self, message: fmt::Arguments<'_>) {
-        panic!("{message}\n\n{}", scenario::<A>(self.given, self.command));
+        panic!(
+            "{message}\n\n{}",
+            scenario::<A>(self.given, Some(self.command))
+        );
     }
 }
 
@@ -451,10 +763,40 @@ impl<A: Aggregate + Debug> Debug for Then<A> {
     }
 }
 
+/// The automatic checks on the given events alone: each survives a codec round trip, and
+/// folding them twice gives equal states. Returns the two states.
+#[track_caller]
+fn check_given<A>(history: &History<A::Event>, command: Option<&str>) -> (A, A)
+where
+    A: Aggregate + PartialEq + Debug,
+    A::Event: PartialEq,
+{
+    let context = || scenario::<A>(history.counts(), command);
+    for event in &history.events {
+        if let Err(failure) = round_trip(event, Metadata::default()) {
+            panic!("{failure}\n\nthe event is a given event\n\n{}", context());
+        }
+    }
+
+    // Fold the history twice: an apply that reads anything but its event shows here even
+    // when the command is then rejected.
+    let state = fold::<A>(history.events.iter());
+    let reference = fold::<A>(history.events.iter());
+    if state != reference {
+        panic!(
+            "refold check: apply is not a pure function of its events: folding the given \
+             events twice from A::default() gave different states (- first, + second)\n{}\n\n{}",
+            diff(&state, &reference),
+            context()
+        );
+    }
+    (state, reference)
+}
+
 /// Runs the command and every automatic check.
 #[track_caller]
 fn run<A>(
-    given: Vec<A::Event>,
+    history: History<A::Event>,
     services: &A::Services,
     command: A::Command,
     metadata: Metadata,
@@ -464,26 +806,9 @@ where
     A::Event: PartialEq,
 {
     let command_name = command.command_name();
-    let context = || scenario::<A>(given.len(), command_name);
-
-    for event in &given {
-        if let Err(failure) = round_trip(event, Metadata::default()) {
-            panic!("{failure}\n\nthe event is a given event\n\n{}", context());
-        }
-    }
-
-    // Fold the history twice: an apply that reads anything but its event shows here even
-    // when the command is then rejected.
-    let mut state = fold::<A>(given.iter());
-    let reference = fold::<A>(given.iter());
-    if state != reference {
-        panic!(
-            "refold check: apply is not a pure function of its events: folding the given \
-             events twice from A::default() gave different states (- first, + second)\n{}\n\n{}",
-            diff(&state, &reference),
-            context()
-        );
-    }
+    let context = || scenario::<A>(history.counts(), Some(command_name));
+    let given = &history.events;
+    let (mut state, reference) = check_given::<A>(&history, Some(command_name));
 
     let result = block_on(state.handle(command, services));
 
@@ -527,7 +852,7 @@ where
     }
 
     Then {
-        given: given.len(),
+        given: history.counts(),
         command: command_name,
         result,
         state,
@@ -565,7 +890,7 @@ where
              payload: {payload}"
         )
     };
-    let decoded = E::decode(
+    let mut decoded = E::decode_all(
         &JsonCodec,
         &new.event_type,
         new.schema_version,
@@ -576,6 +901,14 @@ where
             "it does not decode\n\nerror: {error}\n\nevent:\n{event:#?}"
         ))
     })?;
+    if decoded.len() != 1 {
+        return Err(fail(format!(
+            "it decodes into {} events, not one: a current-version event must not be split \
+             or dropped\n\nevent:\n{event:#?}\n\ndecoded:\n{decoded:#?}",
+            decoded.len()
+        )));
+    }
+    let decoded = decoded.remove(0);
     if decoded != *event {
         return Err(fail(format!(
             "it decodes to a different value (- original, + decoded)\n{}",
@@ -616,14 +949,24 @@ where
 }
 
 /// The last paragraph of every failure: which scenario failed.
-fn scenario<A: Aggregate>(given: usize, command: &str) -> String {
-    format!(
-        "scenario: {} given {}, when `{command}`",
-        A::TYPE_NAME,
-        count(given)
-    )
+fn scenario<A: Aggregate>(given: Counts, command: Option<&str>) -> String {
+    let mut out = format!("scenario: {} given {}", A::TYPE_NAME, count(given.events));
+    if given.stored > 0 {
+        let _ = write!(
+            out,
+            " ({} of them decoded from {})",
+            given.from_stored,
+            count_stored(given.stored)
+        );
+    }
+    match command {
+        Some(command) => {
+            let _ = write!(out, ", when `{command}`");
+        }
+        None => out.push_str(", no command"),
+    }
+    out
 }
-
 /// An error's `{:#?}` form, and its `Display` form beside it.
 fn describe<E: std::error::Error>(error: &E) -> String {
     format!("{error:#?}\n(displays as: {error})")
@@ -634,6 +977,18 @@ fn count(n: usize) -> String {
         1 => "1 event".to_owned(),
         n => format!("{n} events"),
     }
+}
+
+fn count_stored(n: usize) -> String {
+    match n {
+        1 => "1 stored event".to_owned(),
+        n => format!("{n} stored events"),
+    }
+}
+
+/// `value` as pretty-printed JSON (2-space indent).
+fn pretty_json(value: &Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
 }
 
 /// A line diff of the `{:#?}` forms of `expected` and `actual`: common lines prefixed with
@@ -650,7 +1005,12 @@ fn diff<E: Debug + ?Sized, F: Debug + ?Sized>(expected: &E, actual: &F) -> Strin
         .trim_end()
         .to_owned();
     }
-    let text = similar::TextDiff::from_lines(&expected, &actual);
+    diff_lines(&expected, &actual)
+}
+
+/// A line diff of two texts, each ending with a newline, marked as [`diff`] marks it.
+fn diff_lines(expected: &str, actual: &str) -> String {
+    let text = similar::TextDiff::from_lines(expected, actual);
     let long = expected.lines().count().max(actual.lines().count()) > 60;
     let groups = if long {
         text.grouped_ops(4)

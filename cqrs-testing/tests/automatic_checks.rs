@@ -135,13 +135,15 @@ impl DomainEvent for LedgerEvent {
         1
     }
 
-    fn decode<C: Codec>(
+    fn decode_payload<C: Codec, F: FnMut(Self)>(
         codec: &C,
         event_type: &str,
         _schema_version: u32,
-        payload: &[u8],
-    ) -> Result<Self, DecodeReason> {
-        decode_by_name("LedgerEvent", codec, event_type, payload)
+        payload: cqrs_core::upcast::Payload<'_>,
+        sink: &mut F,
+    ) -> Result<(), DecodeReason> {
+        sink(decode_by_name("LedgerEvent", codec, event_type, payload)?);
+        Ok(())
     }
 }
 

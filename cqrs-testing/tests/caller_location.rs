@@ -7,6 +7,7 @@ mod common;
 use std::sync::Mutex;
 
 use common::{BankAccount, BankCommand, BankError, StampCommand, Stamped, opened, panic_message};
+use cqrs_testing::golden::Mode::Verify;
 use cqrs_testing::prelude::*;
 
 static LOCATION: Mutex<Option<(String, u32)>> = Mutex::new(None);
@@ -42,6 +43,34 @@ fn failures_are_reported_at_the_callers_line() {
     let line = line!() + 2;
     panic_message(|| {
         let _ = Stamped::given_no_events().when(StampCommand::Tick);
+    });
+    assert_reported_at(line);
+
+    // A stored fixture that does not decode points at its own line.
+    let line = line!() + 2;
+    panic_message(|| {
+        let _ = BankAccount::given_stored("Nope", 1, serde_json::json!({}));
+    });
+    assert_reported_at(line);
+
+    let line = line!() + 2;
+    panic_message(|| {
+        let _ = BankAccount::given([opened()]).and_stored("Nope", 1, serde_json::json!({}));
+    });
+    assert_reported_at(line);
+
+    let line = line!() + 2;
+    panic_message(|| {
+        let _ = BankAccount::given_no_events().and_stored_values([
+            cqrs_core::upcast::StoredValue::new("Nope", 1, serde_json::json!({})),
+        ]);
+    });
+    assert_reported_at(line);
+
+    // So does a failed golden check.
+    let line = line!() + 2;
+    panic_message(|| {
+        cqrs_testing::golden::check_with::<common::BankEvent>("no/such/dir", Verify);
     });
     assert_reported_at(line);
 

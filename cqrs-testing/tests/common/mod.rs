@@ -21,7 +21,7 @@ pub(crate) fn decode_by_name<E: DomainEvent, C: Codec>(
     enum_name: &'static str,
     codec: &C,
     event_type: &str,
-    payload: &[u8],
+    payload: cqrs_core::upcast::Payload<'_>,
 ) -> Result<E, DecodeReason> {
     let index = E::EVENT_TYPES
         .iter()
@@ -30,7 +30,7 @@ pub(crate) fn decode_by_name<E: DomainEvent, C: Codec>(
             enum_name,
             known: E::EVENT_TYPES.join(", "),
         })?;
-    Ok(codec.decode_event::<E>(index as u32, payload)?)
+    payload.read_variant(codec, index as u32)
 }
 
 impl DomainEvent for BankEvent {
@@ -50,13 +50,15 @@ impl DomainEvent for BankEvent {
         1
     }
 
-    fn decode<C: Codec>(
+    fn decode_payload<C: Codec, F: FnMut(Self)>(
         codec: &C,
         event_type: &str,
         _schema_version: u32,
-        payload: &[u8],
-    ) -> Result<Self, DecodeReason> {
-        decode_by_name("BankEvent", codec, event_type, payload)
+        payload: cqrs_core::upcast::Payload<'_>,
+        sink: &mut F,
+    ) -> Result<(), DecodeReason> {
+        sink(decode_by_name("BankEvent", codec, event_type, payload)?);
+        Ok(())
     }
 }
 
@@ -222,13 +224,15 @@ impl DomainEvent for StampEvent {
         1
     }
 
-    fn decode<C: Codec>(
+    fn decode_payload<C: Codec, F: FnMut(Self)>(
         codec: &C,
         event_type: &str,
         _schema_version: u32,
-        payload: &[u8],
-    ) -> Result<Self, DecodeReason> {
-        decode_by_name("StampEvent", codec, event_type, payload)
+        payload: cqrs_core::upcast::Payload<'_>,
+        sink: &mut F,
+    ) -> Result<(), DecodeReason> {
+        sink(decode_by_name("StampEvent", codec, event_type, payload)?);
+        Ok(())
     }
 }
 
@@ -282,5 +286,41 @@ impl Aggregate for Stamped {
     fn apply(&mut self, StampEvent::Ticked: &StampEvent) {
         self.ticks += 1;
         self.stamp = NEXT_STAMP.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A fresh directory under Cargo's temporary directory for integration tests, removed
+/// when dropped.
+pub(crate) struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(name: &str) -> Self {
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("cqrs-testing-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// Writes `text` to the file `name` inside, creating subdirectories; returns its path.
+    pub(crate) fn write(&self, name: &str, text: &str) -> std::path::PathBuf {
+        let path = self.0.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub(crate) fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.0.join(name)).unwrap()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
