@@ -12,3 +12,7 @@ pub mod aggregates {}
 /// The testing chapter.
 #[doc = include_str!("src/testing.md")]
 pub mod testing {}
+
+/// The chapter on event versioning.
+#[doc = include_str!("src/evolving-events.md")]
+pub mod evolving_events {}

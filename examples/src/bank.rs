@@ -19,11 +19,27 @@
 
 use cqrs_core::prelude::*;
 
-/// What happened to a bank account. Stored under the variant names `AccountOpened`,
-/// `Deposited` and `Withdrew`, schema version 1.
+/// What happened to a bank account. Stored under the variant names `AccountOpened`
+/// (schema version 2), `Deposited` and `Withdrew` (version 1).
+///
+/// `AccountOpened` evolved: version 1 called the owner the account's `holder` and
+/// recorded the branch that opened it, which the bank no longer tracks. Stored version-1
+/// events still load: the typed step reads them as [`AccountOpenedV1`] and lifts them
+/// with `From` (the golden files under `examples/tests/golden/bank` pin what they become).
+///
+/// ```
+/// use cqrs_core::prelude::*;
+/// use cqrs_examples::bank::BankEvent;
+///
+/// let v1 = br#"{"holder":"ann","branch":"Oslo-3"}"#;
+/// let today = BankEvent::decode_all(&JsonCodec, "AccountOpened", 1, v1).unwrap();
+/// assert_eq!(today, [BankEvent::AccountOpened { owner: "ann".into() }]);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Event)]
 pub enum BankEvent {
     /// The account was opened.
+    #[event(version = 2)]
+    #[upcast(1 -> 2, from = AccountOpenedV1)]
     AccountOpened {
         /// Who owns it.
         owner: String,
@@ -42,6 +58,22 @@ pub enum BankEvent {
         /// The balance after the withdrawal.
         balance: u64,
     },
+}
+
+/// Version 1 of [`BankEvent::AccountOpened`], as it was stored until the bank stopped
+/// tracking branches: the owner was the `holder`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AccountOpenedV1 {
+    /// Who owned the account (today's `owner`).
+    pub holder: String,
+    /// The branch that opened it; no longer recorded.
+    pub branch: String,
+}
+
+impl From<AccountOpenedV1> for BankEvent {
+    fn from(v1: AccountOpenedV1) -> Self {
+        BankEvent::AccountOpened { owner: v1.holder }
+    }
 }
 
 /// What a bank account can be asked to do.

@@ -1,13 +1,16 @@
 //! Runnable examples of the cqrs framework.
 //!
-//! - [`bank`]: the `BankAccount` aggregate of the benchmark workload "bank".
+//! - [`bank`]: the `BankAccount` aggregate of the benchmark workload "bank", with one
+//!   evolved event (`AccountOpened` v1 → v2).
 //! - [`workload`]: the workload's deterministic command stream, plan, check values and
 //!   `AccountSummary` read model.
 //! - [`harness`]: the measurements of `bank-bench`, shared by the binary and the tests.
+//! - [`decode_bench`]: decode throughput of current-version and upcast events.
 //!
 //! The binaries: `bank` (`cargo run -p cqrs-examples`) walks through the aggregate;
-//! `bank-bench` runs the benchmark.
+//! `bank-bench` runs the benchmark; `decode-bench` measures decoding.
 
 pub mod bank;
+pub mod decode_bench;
 pub mod harness;
 pub mod workload;

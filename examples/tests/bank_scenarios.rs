@@ -69,3 +69,21 @@ fn a_withdrawal_may_empty_the_account_but_not_overdraw_it() {
         })
         .then_state(|a| assert_eq!(a.balance, 10));
 }
+
+#[test]
+fn an_account_opened_under_version_1_still_works_today() {
+    // Stored before `AccountOpened` went to version 2: the owner was the `holder`.
+    let v1 = serde_json::json!({"holder": "Ada", "branch": "Oslo-3"});
+    BankAccount::given_stored("AccountOpened", 1, v1.clone()).then_given_events([opened()]);
+    BankAccount::given_stored("AccountOpened", 1, v1)
+        .and_stored(
+            "Deposited",
+            1,
+            serde_json::json!({"amount": 5, "balance": 5}),
+        )
+        .when(BankCommand::Withdraw { amount: 2 })
+        .then_events([BankEvent::Withdrew {
+            amount: 2,
+            balance: 3,
+        }]);
+}

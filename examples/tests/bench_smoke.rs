@@ -173,3 +173,38 @@ fn the_binary_fails_when_nothing_can_run() {
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn every_decode_path_decodes_right_and_reports_json() {
+    use cqrs_examples::decode_bench::{DecodePath, run, to_json};
+    for path in DecodePath::ALL {
+        let r = run(path, 300, 2).unwrap();
+        assert_eq!(r.events, 300);
+        assert!(r.events_per_s > 0.0);
+        let line = to_json(&r);
+        assert_eq!(line["bench"], "decode");
+        assert_eq!(line["path"], path.name());
+        let produced = if path == DecodePath::Split { 2 } else { 1 };
+        assert_eq!(line["produced_per_event"], produced);
+    }
+}
+
+#[test]
+fn the_decode_bench_binary_prints_one_line_per_path() {
+    let out = Command::new(env!("CARGO_BIN_EXE_decode-bench"))
+        .args(["--events", "200", "--rounds", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let paths: Vec<&str> = lines.iter().map(|l| l["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["current", "typed-upcast", "json-upcast", "split"]);
+}
