@@ -510,29 +510,30 @@ impl Case {
     /// );
     /// ```
     pub fn to_json(&self) -> String {
-        let mut fields: Vec<(&str, String)> = Vec::with_capacity(KEYS.len());
-        if let Some(comment) = &self.comment {
-            fields.push(("comment", Value::String(comment.clone()).to_string()));
+        /// The file's keys, in the order they are written.
+        #[derive(serde::Serialize)]
+        struct File<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            comment: Option<&'a str>,
+            event_type: &'a str,
+            schema_version: u32,
+            payload: Value,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            expected: Option<Vec<Value>>,
         }
-        fields.push((
-            "event_type",
-            Value::String(self.event_type.clone()).to_string(),
-        ));
-        fields.push(("schema_version", self.schema_version.to_string()));
-        fields.push(("payload", pretty_json(&sorted(&self.payload))));
-        if let Some(expected) = &self.expected {
-            let expected = expected.iter().map(sorted).collect();
-            fields.push(("expected", pretty_json(&Value::Array(expected))));
-        }
-        let mut out = String::from("{\n");
-        let last = fields.len() - 1;
-        for (i, (key, value)) in fields.into_iter().enumerate() {
-            // JSON strings hold no raw newline, so every newline is between lines.
-            let value = value.replace('\n', "\n  ");
-            let comma = if i == last { "" } else { "," };
-            let _ = writeln!(out, "  \"{key}\": {value}{comma}");
-        }
-        out.push_str("}\n");
+        let file = File {
+            comment: self.comment.as_deref(),
+            event_type: &self.event_type,
+            schema_version: self.schema_version,
+            payload: sorted(&self.payload),
+            expected: self
+                .expected
+                .as_ref()
+                .map(|events| events.iter().map(sorted).collect()),
+        };
+        // Serialising strings, numbers and JSON values cannot fail.
+        let mut out = serde_json::to_string_pretty(&file).unwrap_or_default();
+        out.push('\n');
         out
     }
 
