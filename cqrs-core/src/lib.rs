@@ -81,6 +81,7 @@ pub mod aggregate;
 pub mod codec;
 pub mod command;
 pub mod event;
+pub mod invariant;
 pub mod runtime;
 pub mod snapshot;
 pub mod store;

@@ -20,6 +20,7 @@ pub(crate) const HANDLE: &str = "handle";
 pub(crate) const APPLY: &str = "apply";
 pub(crate) const SERVICES: &str = "services";
 pub(crate) const UPCAST: &str = "upcast";
+pub(crate) const INVARIANT: &str = "invariant";
 
 const NAME: &str = "name";
 const VERSION: &str = "version";
@@ -32,6 +33,10 @@ const ALIAS: &str = "alias";
 const REMOVED: &str = "removed";
 const UPCAST_KEY: &str = "upcast";
 const SNAPSHOT_VERSION: &str = "snapshot_version";
+const ENFORCE_INVARIANTS: &str = "enforce_invariants";
+const GIVEN: &str = "given";
+const WHEN: &str = "when";
+const SHALL: &str = "shall";
 const STEP_FROM: &str = "from";
 const STEP_JSON: &str = "json";
 const STEP_WITH: &str = "with";
@@ -523,6 +528,8 @@ pub(crate) struct AggregateAttrs {
     pub(crate) services: Option<Type>,
     pub(crate) name: Option<LitStr>,
     pub(crate) snapshot_version: Option<LitInt>,
+    /// `enforce_invariants` was given.
+    pub(crate) enforce_invariants: bool,
     /// Keys suggested for misspelled ones: already reported, so not missing too.
     pub(crate) suggested: Vec<&'static str>,
 }
@@ -534,6 +541,7 @@ pub(crate) fn aggregate(cx: &Ctxt, attrs: &[Attribute]) -> (AggregateAttrs, bool
     let mut services = Once::new(cx, AGGREGATE, SERVICES_KEY);
     let mut name = Once::new(cx, AGGREGATE, NAME);
     let mut snapshot_version = Once::new(cx, AGGREGATE, SNAPSHOT_VERSION);
+    let mut enforce = Once::new(cx, AGGREGATE, ENFORCE_INVARIANTS);
     let mut seen = false;
     let mut suggested = Vec::new();
     for attr in attrs.iter().filter(|a| a.path().is_ident(AGGREGATE)) {
@@ -572,6 +580,17 @@ pub(crate) fn aggregate(cx: &Ctxt, attrs: &[Attribute]) -> (AggregateAttrs, bool
                 {
                     snapshot_version.set(&meta.path, lit);
                 }
+            } else if meta.path.is_ident(ENFORCE_INVARIANTS) {
+                // #[aggregate(enforce_invariants)]
+                if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
+                    cx.error(
+                        &meta.path,
+                        "`enforce_invariants` is a flag: write `#[aggregate(.., enforce_invariants)]`",
+                    );
+                    skip_value(&meta)?;
+                } else {
+                    enforce.set(&meta.path, ());
+                }
             } else {
                 let (error, suggestion) = unknown_key(
                     &meta,
@@ -583,6 +602,7 @@ pub(crate) fn aggregate(cx: &Ctxt, attrs: &[Attribute]) -> (AggregateAttrs, bool
                         SERVICES_KEY,
                         NAME,
                         SNAPSHOT_VERSION,
+                        ENFORCE_INVARIANTS,
                     ],
                 );
                 suggested.extend(suggestion);
@@ -602,9 +622,210 @@ pub(crate) fn aggregate(cx: &Ctxt, attrs: &[Attribute]) -> (AggregateAttrs, bool
         services: services.get(),
         name: name.get(),
         snapshot_version: snapshot_version.get(),
+        enforce_invariants: enforce.get().is_some(),
         suggested,
     };
     (attrs, seen)
+}
+
+/// One `#[invariant(..)]` on an aggregate.
+pub(crate) struct InvariantAttr {
+    pub(crate) rule: LitStr,
+    pub(crate) kind: InvariantForm,
+}
+
+pub(crate) enum InvariantForm {
+    /// `#[invariant(predicate, "sentence")]`.
+    Always { predicate: syn::Ident },
+    /// `#[invariant(given = pre, when = Variant | [A, B], shall = post, "sentence")]`.
+    GivenWhenShall {
+        given: Option<syn::Ident>,
+        when: Vec<syn::Ident>,
+        shall: syn::Ident,
+    },
+}
+
+impl InvariantAttr {
+    /// The rule's name: its predicate, or its `shall` method.
+    pub(crate) fn name(&self) -> &syn::Ident {
+        match &self.kind {
+            InvariantForm::Always { predicate } => predicate,
+            InvariantForm::GivenWhenShall { shall, .. } => shall,
+        }
+    }
+}
+
+const INVARIANT_EXAMPLE: &str = "`#[invariant(balance_never_negative, \"a balance is never \
+                                 negative\")]` or `#[invariant(given = is_open, when = \
+                                 Withdrew, shall = within_limit, \"..\")]`";
+
+/// Every `#[invariant(..)]` on an aggregate, in order; malformed ones are reported and left
+/// out.
+pub(crate) fn invariants(cx: &Ctxt, attrs: &[Attribute]) -> Vec<InvariantAttr> {
+    attrs
+        .iter()
+        .filter(|a| a.path().is_ident(INVARIANT))
+        .filter_map(|attr| {
+            let Meta::List(list) = &attr.meta else {
+                cx.error(
+                    attr,
+                    format!("`#[invariant]` names a rule and states it: write {INVARIANT_EXAMPLE}"),
+                );
+                return None;
+            };
+            match list.parse_args_with(|input: syn::parse::ParseStream<'_>| {
+                parse_invariant(cx, attr, input)
+            }) {
+                Ok(found) => found,
+                Err(e) => {
+                    cx.syn_error(e);
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+fn parse_invariant(
+    cx: &Ctxt,
+    attr: &Attribute,
+    input: syn::parse::ParseStream<'_>,
+) -> syn::Result<Option<InvariantAttr>> {
+    let errors_before = cx.error_count();
+    let mut predicate =
+        Once::new(cx, INVARIANT, "predicate").hint("an invariant has one predicate");
+    let mut rule = Once::new(cx, INVARIANT, "sentence").hint("an invariant states one rule");
+    let mut given = Once::new(cx, INVARIANT, GIVEN);
+    let mut when = Once::new(cx, INVARIANT, WHEN);
+    let mut shall = Once::new(cx, INVARIANT, SHALL);
+    while !input.is_empty() {
+        if input.peek(LitStr) {
+            let lit: LitStr = input.parse()?;
+            if lit.value().trim().is_empty() {
+                cx.error(
+                    &lit,
+                    "an invariant's sentence must say something: state the rule in words",
+                );
+            }
+            rule.set(&lit, lit.clone());
+        } else {
+            let key: syn::Ident = input.call(syn::ext::IdentExt::parse_any)?;
+            if input.peek(Token![=]) {
+                input.parse::<Token![=]>()?;
+                match key.to_string().as_str() {
+                    GIVEN => given.set(&key, input.parse::<syn::Ident>()?),
+                    SHALL => shall.set(&key, input.parse::<syn::Ident>()?),
+                    WHEN => {
+                        let variants: Vec<syn::Ident> = if input.peek(syn::token::Bracket) {
+                            let content;
+                            syn::bracketed!(content in input);
+                            Punctuated::<syn::Ident, Token![,]>::parse_terminated(&content)?
+                                .into_iter()
+                                .collect()
+                        } else {
+                            let mut v = vec![input.parse::<syn::Ident>()?];
+                            while input.peek(Token![|]) {
+                                input.parse::<Token![|]>()?;
+                                v.push(input.parse()?);
+                            }
+                            v
+                        };
+                        if variants.is_empty() {
+                            cx.error(&key, "`when` names at least one event variant");
+                        }
+                        when.set(&key, (key.clone(), variants));
+                    }
+                    other => {
+                        let known = [GIVEN, WHEN, SHALL];
+                        let message = match did_you_mean(other, &known) {
+                            Some(k) => format!(
+                                "unknown key `{other}` in `#[invariant(..)]`: did you mean `{k}`?"
+                            ),
+                            None => format!(
+                                "unknown key `{other}` in `#[invariant(..)]`; expected {}",
+                                one_of(&known)
+                            ),
+                        };
+                        cx.error(&key, message);
+                        while !input.is_empty() && !input.peek(Token![,]) {
+                            input.parse::<proc_macro2::TokenTree>()?;
+                        }
+                    }
+                }
+            } else {
+                // #[invariant(balance_never_negative, "..")]
+                predicate.set(&key, key.clone());
+            }
+        }
+        if input.is_empty() {
+            break;
+        }
+        input.parse::<Token![,]>()?;
+    }
+    let (predicate, rule, given, when, shall) = (
+        predicate.get(),
+        rule.get(),
+        given.get(),
+        when.get(),
+        shall.get(),
+    );
+    let Some(rule) = rule else {
+        cx.error(
+            attr,
+            format!("an invariant states its rule in words, for the failure to quote: add the sentence, e.g. {INVARIANT_EXAMPLE}"),
+        );
+        return Ok(None);
+    };
+    let kind = match (predicate, given, when, shall) {
+        (Some(predicate), None, None, None) => InvariantForm::Always { predicate },
+        (Some(predicate), ..) => {
+            cx.error(
+                &predicate,
+                "an invariant is either an always-rule (`#[invariant(predicate, \"..\")]`) or a \
+                 Given/When/Shall rule (`given = .., when = .., shall = ..`), not both: name the \
+                 rule's method with `shall = ..`",
+            );
+            return Ok(None);
+        }
+        (None, given, Some((_, when)), Some(shall)) => {
+            InvariantForm::GivenWhenShall { given, when, shall }
+        }
+        (None, _, Some((when_key, _)), None) => {
+            cx.error(
+                &when_key,
+                "a Given/When/Shall rule needs `shall = method`: the rule that must hold after \
+                 the event",
+            );
+            return Ok(None);
+        }
+        (None, _, None, Some(shall)) => {
+            cx.error(
+                &shall,
+                "a Given/When/Shall rule needs `when = Variant`: the event(s) it concerns (for a \
+                 rule that always holds, write `#[invariant(method, \"..\")]`)",
+            );
+            return Ok(None);
+        }
+        (None, Some(given), None, None) => {
+            cx.error(
+                &given,
+                "a Given/When/Shall rule needs `when = Variant` and `shall = method` besides \
+                 `given`",
+            );
+            return Ok(None);
+        }
+        (None, None, None, None) => {
+            cx.error(
+                attr,
+                format!("this invariant names no method to check: write {INVARIANT_EXAMPLE}"),
+            );
+            return Ok(None);
+        }
+    };
+    if cx.error_count() > errors_before {
+        return Ok(None);
+    }
+    Ok(Some(InvariantAttr { rule, kind }))
 }
 
 /// What a method's `#[handle]` or `#[apply]` says.

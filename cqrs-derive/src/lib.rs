@@ -31,7 +31,7 @@ pub fn derive_command(input: TokenStream) -> TokenStream {
 }
 
 /// Implements `Aggregate` for an aggregate state struct. See `cqrs_core::Aggregate`.
-#[proc_macro_derive(Aggregate, attributes(aggregate))]
+#[proc_macro_derive(Aggregate, attributes(aggregate, invariant))]
 pub fn derive_aggregate(input: TokenStream) -> TokenStream {
     expand::aggregate::derive(&syn::parse_macro_input!(input as syn::DeriveInput)).into()
 }

@@ -2,6 +2,7 @@
 
 use crate::codec::CodecError;
 use crate::event::EventDecodeError;
+use crate::invariant::InvariantViolation;
 use crate::store::{ActualVersion, BoxError, ExpectedVersion, StoreError};
 
 /// Why a command did not commit. Each case asks for a different reaction: show a
@@ -45,6 +46,15 @@ pub enum CommandError<E: std::error::Error + 'static> {
         /// The codec's error.
         #[source]
         source: CodecError,
+    },
+
+    /// The command's events would break an invariant of the aggregate, which enforces
+    /// them (`#[aggregate(enforce_invariants)]`). Nothing was written: the handler
+    /// decided something the aggregate's rules forbid.
+    #[error("command refused: its events would break {violation}")]
+    Invariant {
+        /// The rule, and the event that broke it.
+        violation: InvariantViolation,
     },
 
     /// A middleware refused the command.

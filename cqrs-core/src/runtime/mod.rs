@@ -140,6 +140,7 @@ struct Inner<A: Aggregate, C> {
     cache: Option<quick_cache::sync::Cache<String, Arc<Mutex<Slot<A>>>>>,
     retry: RetryPolicy,
     middleware: Vec<Arc<dyn Middleware<A>>>,
+    enforce_invariants: bool,
 }
 
 /// One aggregate instance as the runtime holds it.
@@ -160,6 +161,7 @@ pub struct CqrsBuilder<A: Aggregate, C: Codec = JsonCodec> {
     cache_capacity: usize,
     retry: RetryPolicy,
     middleware: Vec<Arc<dyn Middleware<A>>>,
+    enforce_invariants: bool,
 }
 
 impl<A: Aggregate> Cqrs<A>
@@ -185,6 +187,7 @@ impl<A: Aggregate> Cqrs<A> {
             cache_capacity: 10_000,
             retry: RetryPolicy::default(),
             middleware: Vec::new(),
+            enforce_invariants: A::ENFORCE_INVARIANTS,
         }
     }
 }
@@ -209,6 +212,16 @@ impl<A: Aggregate, C: Codec> CqrsBuilder<A, C> {
         self
     }
 
+    /// Whether to refuse a command whose events would break one of the aggregate's
+    /// invariants, before anything is appended (default:
+    /// [`Aggregate::ENFORCE_INVARIANTS`], set by `#[aggregate(enforce_invariants)]`).
+    /// Checking costs one predicate call per invariant and event; a refused command
+    /// makes the next one reload the aggregate from the store.
+    pub fn enforce_invariants(mut self, enforce: bool) -> Self {
+        self.enforce_invariants = enforce;
+        self
+    }
+
     /// Uses another payload codec (default JSON).
     pub fn codec<C2: Codec>(self, codec: C2) -> CqrsBuilder<A, C2> {
         CqrsBuilder {
@@ -218,6 +231,7 @@ impl<A: Aggregate, C: Codec> CqrsBuilder<A, C> {
             cache_capacity: self.cache_capacity,
             retry: self.retry,
             middleware: self.middleware,
+            enforce_invariants: self.enforce_invariants,
         }
     }
 
@@ -233,6 +247,7 @@ impl<A: Aggregate, C: Codec> CqrsBuilder<A, C> {
                 cache,
                 retry: self.retry,
                 middleware: self.middleware,
+                enforce_invariants: self.enforce_invariants,
             }),
         }
     }
@@ -396,6 +411,23 @@ impl<A: Aggregate> Slot<A> {
             fresh: false,
         }
     }
+
+    /// Forgets the state: the next use replays the stream from the start.
+    fn reset(&mut self) {
+        self.state = A::default();
+        self.version = 0;
+        self.fresh = false;
+    }
+
+    /// After a failed or doubtful append: read the stream's tail before the next command,
+    /// or the whole stream if events were already applied to the state.
+    fn invalidate(&mut self, applied: bool) {
+        if applied {
+            self.reset();
+        } else {
+            self.fresh = false;
+        }
+    }
 }
 
 impl<A: Aggregate, C: Codec> Core<A> for Inner<A, C> {
@@ -497,16 +529,29 @@ impl<A: Aggregate, C: Codec> Inner<A, C> {
                     events: Vec::new(),
                 });
             }
+            // Enforcing invariants applies the events before the append (no copy of the
+            // state is made); any failure from here on leaves the slot to be rebuilt.
+            let applied = self.enforce_invariants;
+            if applied {
+                for event in &events {
+                    if let Err(violation) = slot.state.apply_checked(event) {
+                        slot.reset();
+                        return Err(CommandError::Invariant { violation });
+                    }
+                }
+            }
             let mut batch = Vec::with_capacity(events.len());
             for event in &events {
-                batch.push(
-                    NewEvent::encode(event, &self.codec, metadata.clone()).map_err(|source| {
-                        CommandError::Encode {
-                            event_type: event.event_type(),
-                            source,
-                        }
-                    })?,
-                );
+                let encoded = NewEvent::encode(event, &self.codec, metadata.clone());
+                batch.push(encoded.map_err(|source| {
+                    if applied {
+                        slot.reset();
+                    }
+                    CommandError::Encode {
+                        event_type: event.event_type(),
+                        source,
+                    }
+                })?);
             }
             let expected = match slot.version {
                 0 => ExpectedVersion::NoStream,
@@ -516,7 +561,7 @@ impl<A: Aggregate, C: Codec> Inner<A, C> {
             match self.store.append(&slot.stream_id, expected, batch).await {
                 Ok(outcome) if outcome.positions.len() != events.len() => {
                     // A store must report one position per event; do not guess.
-                    slot.fresh = false;
+                    slot.invalidate(applied);
                     return Err(CommandError::Store(StoreError::Backend(
                         format!(
                             "the store reported {} positions for a batch of {} events on `{}`",
@@ -532,7 +577,9 @@ impl<A: Aggregate, C: Codec> Inner<A, C> {
                     let last = events.len() - 1;
                     let mut committed = Vec::with_capacity(events.len());
                     for (k, event) in events.into_iter().enumerate() {
-                        slot.state.apply(&event);
+                        if !applied {
+                            slot.state.apply(&event);
+                        }
                         // This is the metadata's last use: the last envelope takes it.
                         let metadata = if k == last {
                             std::mem::take(&mut metadata)
@@ -563,8 +610,8 @@ impl<A: Aggregate, C: Codec> Inner<A, C> {
                     expected,
                     actual,
                 }) => {
+                    slot.invalidate(applied);
                     let Some(copy) = retry_copy else {
-                        slot.fresh = false;
                         return Err(CommandError::Concurrency {
                             stream_id,
                             expected,
@@ -582,7 +629,7 @@ impl<A: Aggregate, C: Codec> Inner<A, C> {
                 }
                 Err(other) => {
                     // The append may or may not have committed: reload before the next command.
-                    slot.fresh = false;
+                    slot.invalidate(applied);
                     return Err(CommandError::Store(other));
                 }
             }

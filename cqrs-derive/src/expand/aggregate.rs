@@ -24,6 +24,7 @@ pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
         );
     }
     let (attrs, seen) = attr::aggregate(&cx, &input.attrs);
+    let invariants = attr::invariants(&cx, &input.attrs);
     if seen {
         let missing: Vec<String> = [
             ("command", &attrs.command),
@@ -55,6 +56,14 @@ pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
              naming the command, event and error types",
         );
     }
+
+    // A variant path needs the event type as a plain path.
+    let event_path = attrs
+        .event
+        .as_ref()
+        .filter(|t| matches!(t, syn::Type::Path(p) if p.qself.is_none()));
+    let invariant_items =
+        super::invariant::items(&cx, &invariants, event_path, attrs.enforce_invariants);
 
     // A type that could not be read is replaced by an error type, made from the first error:
     // the impl still exists, and code using the aggregate (such as `#[aggregate_impl]`)
@@ -92,6 +101,7 @@ pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
         impl ::cqrs_core::Aggregate for #ident {
             const TYPE_NAME: &'static str = #name;
             #snapshot_version
+            #invariant_items
             type Command = #command;
             type Event = #event;
             type Error = #error;

@@ -4,6 +4,7 @@ pub(crate) mod aggregate;
 pub(crate) mod aggregate_impl;
 pub(crate) mod command;
 pub(crate) mod event;
+pub(crate) mod invariant;
 
 use proc_macro2::TokenStream;
 use quote::quote;
