@@ -604,7 +604,7 @@ mod aggregate {
                 "duplicate `command` key in `#[aggregate(..)]`",
                 "`#[aggregate(name = ..)]` must not be empty",
                 "unknown key `colour` in `#[aggregate(..)]`; expected `command`, `event`, \
-                 `error`, `services`, `name` or `snapshot_version`",
+                 `error`, `services`, `name`, `snapshot_version` or `enforce_invariants`",
                 "`#[aggregate(..)]` is missing `event = ..`, `error = ..`",
             ],
         );

@@ -155,6 +155,7 @@ use cqrs_core::upcast::{StoredValue, Value};
 use cqrs_core::{Aggregate, Command as _, DomainEvent, JsonCodec, Metadata, NewEvent};
 
 pub mod golden;
+pub mod properties;
 
 /// Brings [`AggregateScenario`] into scope: `use cqrs_testing::prelude::*;`.
 pub mod prelude {

@@ -121,13 +121,36 @@ pub enum BankError {
 
 /// A bank account: the fold of its events. Its aggregate type name (the prefix of its
 /// stream ids) is `BankAccount`.
+///
+/// Its rules are declared as invariants, checked after every event by its scenarios and
+/// property tests (the runtime does not enforce them: the handlers already refuse what
+/// would break them, and the benchmark measures the plain command path).
 #[derive(Debug, Default, Clone, PartialEq, Eq, Aggregate)]
 #[aggregate(command = BankCommand, event = BankEvent, error = BankError)]
+#[invariant(no_money_without_an_account, "an account that is not open holds no money")]
+#[invariant(
+    given = is_open,
+    when = [Deposited, Withdrew],
+    shall = is_open,
+    "given an open account, when money moves, the account stays open"
+)]
 pub struct BankAccount {
     /// Whether the account has been opened.
     pub opened: bool,
     /// The current balance.
     pub balance: u64,
+}
+
+impl BankAccount {
+    /// Invariant: an account that is not open holds no money.
+    pub fn no_money_without_an_account(&self) -> bool {
+        self.opened || self.balance == 0
+    }
+
+    /// Whether the account is open.
+    pub fn is_open(&self) -> bool {
+        self.opened
+    }
 }
 
 #[aggregate_impl]

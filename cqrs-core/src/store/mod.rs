@@ -3,6 +3,7 @@
 //! | adapter | module | feature |
 //! |---|---|---|
 //! | in-memory (tests, benchmarks) | [`memory`] | always |
+//! | SQLite (embedded, one file) | `sqlite` | `sqlite` |
 
 pub mod memory;
 
@@ -14,6 +15,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::event::{NewEvent, RecordedEvent};
+use crate::snapshot::Snapshot;
 
 pub use memory::InMemoryEventStore;
 
@@ -134,9 +136,127 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The stream was deleted: its id is kept by a tombstone and cannot be reused.
+    #[error("stream `{stream_id}` was deleted; its id cannot be reused")]
+    StreamDeleted {
+        /// The stream.
+        stream_id: String,
+    },
+    /// The stream's events before `first_version` were removed (truncation or
+    /// time-to-live) and a read asked for one of them.
+    #[error(
+        "stream `{stream_id}` was truncated: its first event is now version {first_version} \
+         (load it from a snapshot at or after version {})", first_version.saturating_sub(1)
+    )]
+    StreamTruncated {
+        /// The stream.
+        stream_id: String,
+        /// Its first remaining version.
+        first_version: u64,
+    },
+    /// The store does not support this operation.
+    #[error("this event store does not support {operation}")]
+    Unsupported {
+        /// The operation, e.g. "snapshots".
+        operation: &'static str,
+    },
     /// The backend failed (I/O, connection, corruption).
     #[error("event store backend failed: {0}")]
     Backend(#[source] BoxError),
+}
+
+/// What a retention operation removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    /// How many events it removed.
+    pub removed: u64,
+    /// The global position of the [`RetentionEvent`] that tells log readers about it
+    /// (`None` when nothing was removed and nothing recorded).
+    pub marker_position: Option<u64>,
+}
+
+/// The stream every retention operation records a marker in, so that readers of the
+/// global log are told what disappeared. Stream ids starting with `$` are reserved.
+pub const RETENTION_STREAM: &str = "$retention";
+
+/// What a retention marker in [`RETENTION_STREAM`] says; decode its events with
+/// [`RecordedEvent::decode`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum RetentionEvent {
+    /// A stream was deleted (and tombstoned) at `version`.
+    StreamDeleted {
+        /// The stream.
+        stream_id: String,
+        /// Its last version when deleted.
+        version: u64,
+        /// How many of its events were still stored and are now gone.
+        removed: u64,
+    },
+    /// A stream's events before `before_version` were removed.
+    StreamTruncated {
+        /// The stream.
+        stream_id: String,
+        /// Its first remaining version.
+        before_version: u64,
+        /// How many events were removed.
+        removed: u64,
+    },
+    /// Every event recorded before `recorded_before_ms` (milliseconds since the Unix
+    /// epoch) was removed, across all streams.
+    EventsExpired {
+        /// The cut-off time.
+        recorded_before_ms: u64,
+        /// How many events were removed.
+        removed: u64,
+    },
+}
+
+impl crate::event::DomainEvent for RetentionEvent {
+    const EVENT_TYPES: &'static [&'static str] =
+        &["StreamDeleted", "StreamTruncated", "EventsExpired"];
+
+    fn event_type(&self) -> &'static str {
+        match self {
+            Self::StreamDeleted { .. } => "StreamDeleted",
+            Self::StreamTruncated { .. } => "StreamTruncated",
+            Self::EventsExpired { .. } => "EventsExpired",
+        }
+    }
+
+    fn schema_version(&self) -> u32 {
+        1
+    }
+
+    fn decode_payload<C: crate::Codec, F: FnMut(Self)>(
+        codec: &C,
+        event_type: &str,
+        schema_version: u32,
+        payload: crate::upcast::Payload<'_>,
+        sink: &mut F,
+    ) -> Result<(), crate::DecodeReason> {
+        let index = Self::EVENT_TYPES
+            .iter()
+            .position(|t| *t == event_type)
+            .ok_or_else(|| crate::__private::unknown_event_type::<Self>("RetentionEvent"))?;
+        if schema_version != 1 {
+            return Err(crate::DecodeReason::UnsupportedSchemaVersion {
+                found: schema_version,
+                oldest: 1,
+                current: 1,
+            });
+        }
+        sink(payload.read_variant(codec, index as u32)?);
+        Ok(())
+    }
+}
+
+impl RetentionEvent {
+    /// The marker as a [`NewEvent`] (JSON payload), for adapters to append.
+    pub fn to_new_event(&self) -> NewEvent {
+        // Encoding three plain fields as JSON cannot fail.
+        NewEvent::encode(self, &crate::JsonCodec, crate::Metadata::default())
+            .expect("a retention marker encodes")
+    }
 }
 
 /// What [`EventStore::read_stream_with`] calls for each event; `Break` stops the read.
@@ -208,7 +328,9 @@ pub trait EventStore: Send + Sync + 'static {
     }
 
     /// Up to `limit` events of the global log from position `from_position` (inclusive),
-    /// in position order.
+    /// in position order. Positions increase with commit order; where retention removed
+    /// events they leave gaps, and a [`RetentionEvent`] marker in [`RETENTION_STREAM`]
+    /// says what went.
     async fn read_all(
         &self,
         from_position: u64,
@@ -220,10 +342,79 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// The position of the last committed event of the global log (0 when empty).
     async fn head_position(&self) -> Result<u64, StoreError>;
+
+    /// Deletes `stream_id` if it matches `expected`: its events leave stream reads and the
+    /// global log, its snapshot goes too, and a tombstone keeps its id, so that appending
+    /// to it, reading it or asking its version gives [`StoreError::StreamDeleted`]. A
+    /// [`RetentionEvent::StreamDeleted`] marker is recorded in [`RETENTION_STREAM`] in
+    /// the same transaction. Deleting a stream that does not exist is a concurrency error
+    /// unless `expected` is [`ExpectedVersion::Any`] (which tombstones the id anyway).
+    async fn delete_stream(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+    ) -> Result<RetentionOutcome, StoreError> {
+        let _ = (stream_id, expected);
+        Err(StoreError::Unsupported {
+            operation: "deleting streams",
+        })
+    }
+
+    /// Removes the events of `stream_id` before version `before_version`. The stream
+    /// keeps its version (the next append continues after it); reading from a removed
+    /// version gives [`StoreError::StreamTruncated`]. Records a
+    /// [`RetentionEvent::StreamTruncated`] marker when anything was removed.
+    /// `before_version` may be at most the stream's version + 1 (which removes every
+    /// event); beyond that is an [`StoreError::InvalidBatch`].
+    async fn truncate_stream(
+        &self,
+        stream_id: &str,
+        before_version: u64,
+    ) -> Result<RetentionOutcome, StoreError> {
+        let _ = (stream_id, before_version);
+        Err(StoreError::Unsupported {
+            operation: "truncating streams",
+        })
+    }
+
+    /// Time to live: removes every event recorded before `recorded_before`, in every
+    /// stream (the oldest of each, as a truncation would), and records one
+    /// [`RetentionEvent::EventsExpired`] marker when anything was removed. Retention
+    /// markers themselves are kept.
+    async fn expire(&self, recorded_before: SystemTime) -> Result<RetentionOutcome, StoreError> {
+        let _ = recorded_before;
+        Err(StoreError::Unsupported {
+            operation: "expiring events",
+        })
+    }
+
+    /// Stores `snapshot`, replacing the stream's previous one unless that one reflects a
+    /// later stream version (a late, older snapshot is ignored).
+    async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let _ = snapshot;
+        Err(StoreError::Unsupported {
+            operation: "snapshots",
+        })
+    }
+
+    /// The newest snapshot of `stream_id`, if any.
+    async fn load_snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        let _ = stream_id;
+        Err(StoreError::Unsupported {
+            operation: "snapshots",
+        })
+    }
 }
 
-/// Checks a batch before it is written: not empty, no event id twice.
+/// Checks a batch before it is written: not empty, no event id twice, not a reserved
+/// (`$`-prefixed) stream.
 pub fn validate_batch(stream_id: &str, events: &[NewEvent]) -> Result<(), StoreError> {
+    if stream_id.starts_with('$') {
+        return Err(StoreError::InvalidBatch {
+            stream_id: stream_id.to_owned(),
+            reason: "stream ids starting with `$` are reserved for the store".into(),
+        });
+    }
     if events.is_empty() {
         return Err(StoreError::InvalidBatch {
             stream_id: stream_id.to_owned(),

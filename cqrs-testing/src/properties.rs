@@ -1,0 +1,1 @@
+//! Property-based aggregate tests (being written).
