@@ -129,3 +129,71 @@ impl Snapshot {
         }
     }
 }
+
+/// When the runtime takes a snapshot of an aggregate: every N events, or when a predicate
+/// says so. Set with [`CqrsBuilder::snapshots`](crate::CqrsBuilder::snapshots).
+///
+/// ```
+/// use cqrs_core::snapshot::SnapshotPolicy;
+/// # #[derive(Default)] struct Account { balance: u64 }
+/// let every_100 = SnapshotPolicy::<Account>::every(100);
+/// // A big account is worth snapshotting more often.
+/// let custom = SnapshotPolicy::when(|a: &Account, _version, since_last| {
+///     since_last >= 20 && a.balance > 1_000_000
+/// });
+/// # let _ = (every_100, custom);
+/// ```
+pub struct SnapshotPolicy<A> {
+    rule: Rule<A>,
+}
+
+/// `(state, stream_version, events_since_last_snapshot) -> take one?`
+type Predicate<A> = Box<dyn Fn(&A, u64, u64) -> bool + Send + Sync>;
+
+enum Rule<A> {
+    Every(u64),
+    When(Predicate<A>),
+}
+
+impl<A> SnapshotPolicy<A> {
+    /// A snapshot each time the stream version crosses a multiple of `n` (a command
+    /// appending several events takes at most one).
+    ///
+    /// # Panics
+    /// If `n` is 0.
+    pub fn every(n: u64) -> Self {
+        assert!(
+            n > 0,
+            "a snapshot every 0 events makes no sense: use n >= 1"
+        );
+        Self {
+            rule: Rule::Every(n),
+        }
+    }
+
+    /// A snapshot after a commit whenever `predicate(state, stream_version,
+    /// events_since_last_snapshot)` is true.
+    pub fn when(predicate: impl Fn(&A, u64, u64) -> bool + Send + Sync + 'static) -> Self {
+        Self {
+            rule: Rule::When(Box::new(predicate)),
+        }
+    }
+
+    /// Whether to snapshot `state`, now at `version`, whose stream was at `before` before
+    /// this commit and last snapshotted at `last`.
+    pub fn due(&self, state: &A, before: u64, version: u64, last: u64) -> bool {
+        match &self.rule {
+            Rule::Every(n) => before / n != version / n,
+            Rule::When(predicate) => predicate(state, version, version - last.min(version)),
+        }
+    }
+}
+
+impl<A> std::fmt::Debug for SnapshotPolicy<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.rule {
+            Rule::Every(n) => write!(f, "SnapshotPolicy::every({n})"),
+            Rule::When(_) => f.write_str("SnapshotPolicy::when(..)"),
+        }
+    }
+}

@@ -208,3 +208,175 @@ fn the_global_log_pages_in_position_order_while_writers_run() {
         assert_eq!(store.read_all(799, 10).await.unwrap().len(), 2);
     });
 }
+
+mod retention {
+    use cqrs_core::prelude::*;
+    use cqrs_core::snapshot::Snapshot;
+    use cqrs_core::store::{RETENTION_STREAM, RetentionEvent, StoreError};
+    use std::time::{Duration, SystemTime};
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+    enum E {
+        N(u32),
+    }
+
+    fn batch(ns: &[u32]) -> Vec<NewEvent> {
+        ns.iter()
+            .map(|n| NewEvent::encode(&E::N(*n), &JsonCodec, Metadata::default()).unwrap())
+            .collect()
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn delete_tombstones_the_id_and_tells_log_readers() {
+        rt().block_on(async {
+            let store = InMemoryEventStore::new();
+            store
+                .append("s-1", ExpectedVersion::NoStream, batch(&[1, 2]))
+                .await
+                .unwrap();
+            store
+                .append("s-2", ExpectedVersion::NoStream, batch(&[3]))
+                .await
+                .unwrap();
+            let wrong = store.delete_stream("s-1", ExpectedVersion::Exact(1)).await;
+            assert!(matches!(wrong, Err(StoreError::Concurrency { .. })));
+            let out = store
+                .delete_stream("s-1", ExpectedVersion::Exact(2))
+                .await
+                .unwrap();
+            assert_eq!((out.removed, out.marker_position), (2, Some(4)));
+            for result in [
+                store
+                    .append("s-1", ExpectedVersion::Any, batch(&[9]))
+                    .await
+                    .map(|_| ()),
+                store.read_stream("s-1", 1).await.map(|_| ()),
+                store.stream_version("s-1").await.map(|_| ()),
+            ] {
+                assert!(
+                    matches!(result, Err(StoreError::StreamDeleted { .. })),
+                    "{result:?}"
+                );
+            }
+            let log = store.read_all(1, 10).await.unwrap();
+            let positions: Vec<u64> = log.iter().map(|e| e.position).collect();
+            assert_eq!(positions, [3, 4]);
+            assert_eq!(&*log[1].stream_id, RETENTION_STREAM);
+            let marker: Vec<RetentionEvent> = log[1].decode(&JsonCodec).unwrap();
+            assert_eq!(
+                marker,
+                [RetentionEvent::StreamDeleted {
+                    stream_id: "s-1".into(),
+                    version: 2,
+                    removed: 2
+                }]
+            );
+            assert!(matches!(
+                store
+                    .append(RETENTION_STREAM, ExpectedVersion::Any, batch(&[1]))
+                    .await,
+                Err(StoreError::InvalidBatch { .. })
+            ));
+        });
+    }
+
+    #[test]
+    fn truncate_keeps_the_version_and_refuses_to_read_what_is_gone() {
+        rt().block_on(async {
+            let store = InMemoryEventStore::new();
+            store
+                .append("s", ExpectedVersion::NoStream, batch(&[1, 2, 3, 4]))
+                .await
+                .unwrap();
+            let out = store.truncate_stream("s", 3).await.unwrap();
+            assert_eq!(out.removed, 2);
+            let err = store.read_stream("s", 1).await.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    StoreError::StreamTruncated {
+                        first_version: 3,
+                        ..
+                    }
+                ),
+                "{err:?}"
+            );
+            let kept = store.read_stream("s", 3).await.unwrap();
+            assert_eq!(kept.iter().map(|e| e.version).collect::<Vec<_>>(), [3, 4]);
+            assert_eq!(store.stream_version("s").await.unwrap(), Some(4));
+            let next = store
+                .append("s", ExpectedVersion::Exact(4), batch(&[5]))
+                .await
+                .unwrap();
+            assert_eq!(next.stream_version, 5);
+            assert!(store.truncate_stream("s", 7).await.is_err());
+            assert_eq!(store.truncate_stream("s", 2).await.unwrap().removed, 0);
+        });
+    }
+
+    #[test]
+    fn expire_removes_old_events_everywhere() {
+        rt().block_on(async {
+            let store = InMemoryEventStore::new();
+            store
+                .append("a", ExpectedVersion::NoStream, batch(&[1]))
+                .await
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+            let cutoff = SystemTime::now();
+            std::thread::sleep(Duration::from_millis(5));
+            store
+                .append("a", ExpectedVersion::Exact(1), batch(&[2]))
+                .await
+                .unwrap();
+            let out = store.expire(cutoff).await.unwrap();
+            assert_eq!(out.removed, 1);
+            assert_eq!(store.read_stream("a", 2).await.unwrap().len(), 1);
+            assert_eq!(store.expire(cutoff).await.unwrap().marker_position, None);
+        });
+    }
+
+    #[test]
+    fn the_newest_snapshot_wins() {
+        rt().block_on(async {
+            #[derive(Serialize)]
+            struct S(u32);
+            let store = InMemoryEventStore::new();
+            let snap = |v: u64| Snapshot {
+                stream_id: "s".into(),
+                stream_version: v,
+                snapshot_version: 1,
+                codec: "json".into(),
+                taken_at: SystemTime::now(),
+                payload: JsonCodec.encode_value(&S(v as u32)).unwrap().into(),
+            };
+            assert_eq!(store.load_snapshot("s").await.unwrap(), None);
+            store.save_snapshot(&snap(10)).await.unwrap();
+            store.save_snapshot(&snap(5)).await.unwrap();
+            assert_eq!(
+                store
+                    .load_snapshot("s")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .stream_version,
+                10
+            );
+            store
+                .append("s", ExpectedVersion::Any, batch(&[1]))
+                .await
+                .unwrap();
+            store
+                .delete_stream("s", ExpectedVersion::Any)
+                .await
+                .unwrap();
+            assert_eq!(store.load_snapshot("s").await.unwrap(), None);
+        });
+    }
+}

@@ -17,11 +17,14 @@ pub use middleware::{BoxFuture, CommandRequest, Middleware, Next};
 pub use retry::RetryPolicy;
 
 use crate::aggregate::Aggregate;
-use crate::codec::{Codec, JsonCodec};
+use crate::codec::{Codec, CodecError, JsonCodec};
 use crate::command::Command;
 use crate::event::{DomainEvent, EventEnvelope, Metadata, NewEvent, RecordedEvent};
+use crate::snapshot::{Snapshot, SnapshotPolicy, SnapshotRead};
 use crate::store::{EventStore, ExpectedVersion, StoreError};
 use middleware::Core;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// What a command returns: the committed events, or why nothing was committed.
 pub type CommandResult<A> =
@@ -141,6 +144,15 @@ struct Inner<A: Aggregate, C> {
     retry: RetryPolicy,
     middleware: Vec<Arc<dyn Middleware<A>>>,
     enforce_invariants: bool,
+    snapshots: Option<Snapshots<A, C>>,
+}
+
+/// The snapshot policy, with the encode and decode functions of a serialisable aggregate
+/// (captured where the builder knows `A: Serialize + DeserializeOwned`).
+struct Snapshots<A, C> {
+    policy: SnapshotPolicy<A>,
+    take: fn(Arc<str>, u64, &A, &C) -> Result<Snapshot, CodecError>,
+    read: fn(&Snapshot, &C) -> SnapshotRead<A>,
 }
 
 /// One aggregate instance as the runtime holds it.
@@ -151,6 +163,8 @@ struct Slot<A> {
     /// False until loaded, and after a failure that leaves the store's state unknown:
     /// the next command first reads the tail of the stream after `version`.
     fresh: bool,
+    /// The stream version of the last snapshot taken or loaded.
+    snapshot_version: u64,
 }
 
 /// Builds a [`Cqrs`].
@@ -162,6 +176,7 @@ pub struct CqrsBuilder<A: Aggregate, C: Codec = JsonCodec> {
     retry: RetryPolicy,
     middleware: Vec<Arc<dyn Middleware<A>>>,
     enforce_invariants: bool,
+    snapshots: Option<Snapshots<A, C>>,
 }
 
 impl<A: Aggregate> Cqrs<A>
@@ -188,6 +203,7 @@ impl<A: Aggregate> Cqrs<A> {
             retry: RetryPolicy::default(),
             middleware: Vec::new(),
             enforce_invariants: A::ENFORCE_INVARIANTS,
+            snapshots: None,
         }
     }
 }
@@ -222,8 +238,68 @@ impl<A: Aggregate, C: Codec> CqrsBuilder<A, C> {
         self
     }
 
+    /// Takes snapshots of the aggregate under `policy` and loads from the newest usable
+    /// one: a load reads the snapshot and only the events after it. A snapshot of another
+    /// [`SNAPSHOT_VERSION`](Aggregate::SNAPSHOT_VERSION) or codec, or one that no longer
+    /// decodes, is ignored (with a warning) and the state rebuilt from the events. Saving
+    /// a snapshot happens after the command's append; if it fails, the command still
+    /// succeeds and a warning is logged.
+    ///
+    /// ```
+    /// # use cqrs_core::prelude::*;
+    /// # use cqrs_core::snapshot::SnapshotPolicy;
+    /// # #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+    /// # enum E { Ticked }
+    /// # #[derive(Debug, Clone, PartialEq, Command)]
+    /// # enum C { Tick }
+    /// # #[derive(Debug, thiserror::Error)]
+    /// # #[error("no")]
+    /// # struct Er;
+    /// #[derive(Debug, Default, Serialize, Deserialize, Aggregate)]
+    /// #[aggregate(command = C, event = E, error = Er)]
+    /// struct Clock { ticks: u64 }
+    /// # #[aggregate_impl]
+    /// # impl Clock {
+    /// #     #[handle] fn tick(&self) -> E { E::Ticked }
+    /// #     #[apply] fn ticked(&mut self) { self.ticks += 1 }
+    /// # }
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let store = InMemoryEventStore::new();
+    /// let clocks = Cqrs::<Clock>::builder(store.clone())
+    ///     .snapshots(SnapshotPolicy::every(10))
+    ///     .build();
+    /// for _ in 0..25 {
+    ///     clocks.execute("c", C::Tick).await.unwrap();
+    /// }
+    /// let snap = store.load_snapshot("Clock-c").await.unwrap().unwrap();
+    /// assert_eq!(snap.stream_version, 20);
+    /// assert_eq!(clocks.load("c").await.unwrap().state.ticks, 25);
+    /// # });
+    /// ```
+    pub fn snapshots(mut self, policy: SnapshotPolicy<A>) -> Self
+    where
+        A: Serialize + DeserializeOwned,
+    {
+        self.snapshots = Some(Snapshots {
+            policy,
+            take: |stream_id, version, state, codec| {
+                Snapshot::take(stream_id, version, state, codec)
+            },
+            read: |snapshot, codec| snapshot.read::<A, C>(codec),
+        });
+        self
+    }
+
     /// Uses another payload codec (default JSON).
+    ///
+    /// # Panics
+    /// If [`snapshots`](Self::snapshots) was called before: snapshots are encoded with
+    /// the codec, so choose the codec first.
     pub fn codec<C2: Codec>(self, codec: C2) -> CqrsBuilder<A, C2> {
+        assert!(
+            self.snapshots.is_none(),
+            "CqrsBuilder: call .codec(..) before .snapshots(..): snapshots are encoded with the codec"
+        );
         CqrsBuilder {
             store: self.store,
             codec,
@@ -232,6 +308,7 @@ impl<A: Aggregate, C: Codec> CqrsBuilder<A, C> {
             retry: self.retry,
             middleware: self.middleware,
             enforce_invariants: self.enforce_invariants,
+            snapshots: None,
         }
     }
 
@@ -248,6 +325,7 @@ impl<A: Aggregate, C: Codec> CqrsBuilder<A, C> {
                 retry: self.retry,
                 middleware: self.middleware,
                 enforce_invariants: self.enforce_invariants,
+                snapshots: self.snapshots,
             }),
         }
     }
@@ -381,6 +459,43 @@ impl<A: Aggregate, C: Codec> Cqrs<A, C> {
         })
     }
 
+    /// Takes and saves a snapshot of aggregate instance `id` now, whatever the policy
+    /// (after a bulk import, say), and returns the stream version it reflects (0, and no
+    /// snapshot, for an aggregate with no events). Needs [`CqrsBuilder::snapshots`]; without
+    /// it the result is [`StoreError::Unsupported`].
+    pub async fn snapshot(&self, id: &str) -> Result<u64, CommandError<A::Error>> {
+        let inner = &*self.inner;
+        let Some(snapshots) = &inner.snapshots else {
+            return Err(CommandError::Store(StoreError::Unsupported {
+                operation: "snapshots without a snapshot policy on the runtime",
+            }));
+        };
+        let slot = inner.slot(id);
+        let mut slot = slot.lock().await;
+        let slot = &mut *slot;
+        inner.catch_up(slot).await?;
+        if slot.version == 0 {
+            return Ok(0);
+        }
+        let snapshot = (snapshots.take)(
+            slot.stream_id.clone(),
+            slot.version,
+            &slot.state,
+            &inner.codec,
+        )
+        .map_err(|source| CommandError::Encode {
+            event_type: "snapshot",
+            source,
+        })?;
+        inner
+            .store
+            .save_snapshot(&snapshot)
+            .await
+            .map_err(CommandError::Store)?;
+        slot.snapshot_version = slot.version;
+        Ok(slot.version)
+    }
+
     /// The event store this runtime writes to.
     pub fn store(&self) -> &Arc<dyn EventStore> {
         &self.inner.store
@@ -409,6 +524,7 @@ impl<A: Aggregate> Slot<A> {
             state: A::default(),
             version: 0,
             fresh: false,
+            snapshot_version: 0,
         }
     }
 
@@ -417,6 +533,7 @@ impl<A: Aggregate> Slot<A> {
         self.state = A::default();
         self.version = 0;
         self.fresh = false;
+        self.snapshot_version = 0;
     }
 
     /// After a failed or doubtful append: read the stream's tail before the next command,
@@ -457,6 +574,9 @@ impl<A: Aggregate, C: Codec> Inner<A, C> {
     /// the store lends it (no copy of the stream is made).
     async fn catch_up(&self, slot: &mut Slot<A>) -> Result<(), CommandError<A::Error>> {
         slot.fresh = false;
+        if slot.version == 0 {
+            self.restore_snapshot(slot).await?;
+        }
         let mut failure = None;
         let from = slot.version + 1;
         let (state, version, stream_id) = (&mut slot.state, &mut slot.version, &slot.stream_id);
@@ -496,6 +616,77 @@ impl<A: Aggregate, C: Codec> Inner<A, C> {
                 slot.fresh = true;
                 Ok(())
             }
+        }
+    }
+
+    /// Starts an empty slot from the stream's snapshot, if there is a usable one.
+    async fn restore_snapshot(&self, slot: &mut Slot<A>) -> Result<(), CommandError<A::Error>> {
+        let Some(snapshots) = &self.snapshots else {
+            return Ok(());
+        };
+        let Some(snapshot) = self
+            .store
+            .load_snapshot(&slot.stream_id)
+            .await
+            .map_err(CommandError::Store)?
+        else {
+            return Ok(());
+        };
+        match (snapshots.read)(&snapshot, &self.codec) {
+            SnapshotRead::Usable(state) => {
+                slot.state = state;
+                slot.version = snapshot.stream_version;
+                slot.snapshot_version = snapshot.stream_version;
+            }
+            SnapshotRead::OtherVersion { found, current } => tracing::warn!(
+                stream_id = %slot.stream_id, found, current,
+                "snapshot of another snapshot version ignored; rebuilding from events"
+            ),
+            SnapshotRead::OtherCodec { found, current } => tracing::warn!(
+                stream_id = %slot.stream_id, %found, current,
+                "snapshot written by another codec ignored; rebuilding from events"
+            ),
+            SnapshotRead::Corrupt(error) => tracing::warn!(
+                stream_id = %slot.stream_id, %error,
+                "snapshot does not decode; ignored, rebuilding from events \
+                 (did the state's shape change without a new snapshot_version?)"
+            ),
+        }
+        Ok(())
+    }
+
+    /// After a commit from `before` to the slot's version: takes and saves a snapshot if
+    /// the policy says so. A failure is logged, never returned: the events are committed.
+    async fn maybe_snapshot(&self, slot: &mut Slot<A>, before: u64) {
+        let Some(snapshots) = &self.snapshots else {
+            return;
+        };
+        if !snapshots
+            .policy
+            .due(&slot.state, before, slot.version, slot.snapshot_version)
+        {
+            return;
+        }
+        let taken = (snapshots.take)(
+            slot.stream_id.clone(),
+            slot.version,
+            &slot.state,
+            &self.codec,
+        );
+        let saved = match taken {
+            Ok(snapshot) => self
+                .store
+                .save_snapshot(&snapshot)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match saved {
+            Ok(()) => slot.snapshot_version = slot.version,
+            Err(error) => tracing::warn!(
+                stream_id = %slot.stream_id, version = slot.version, %error,
+                "snapshot not saved"
+            ),
         }
     }
 
@@ -598,7 +789,9 @@ impl<A: Aggregate, C: Codec> Inner<A, C> {
                             event,
                         });
                     }
+                    let before = slot.version;
                     slot.version = outcome.stream_version;
+                    self.maybe_snapshot(slot, before).await;
                     return Ok(Committed {
                         stream_id: slot.stream_id.clone(),
                         stream_version: slot.version,
