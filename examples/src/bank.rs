@@ -125,9 +125,12 @@ pub enum BankError {
 /// Its rules are declared as invariants, checked after every event by its scenarios and
 /// property tests (the runtime does not enforce them: the handlers already refuse what
 /// would break them, and the benchmark measures the plain command path).
-#[derive(Debug, Default, Clone, PartialEq, Eq, Aggregate)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize, Aggregate)]
 #[aggregate(command = BankCommand, event = BankEvent, error = BankError)]
-#[invariant(no_money_without_an_account, "an account that is not open holds no money")]
+#[invariant(
+    no_money_without_an_account,
+    "an account that is not open holds no money"
+)]
 #[invariant(
     given = is_open,
     when = [Deposited, Withdrew],

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cqrs_core::prelude::*;
+use cqrs_core::snapshot::SnapshotPolicy;
 use cqrs_core::{CodecError, Loaded, StoreError};
 use serde_json::{Value, json};
 
@@ -417,11 +418,19 @@ pub async fn run_w2(
 }
 
 /// Appends the `n` W3 events to the stream of `w3-account` with
-/// [`EventStore::append`], [`W3_APPEND_BATCH`] events per call (untimed set-up).
-pub async fn w3_pre_append(store: &dyn EventStore, n: u64) -> Result<(), BenchError> {
+/// [`EventStore::append`], [`W3_APPEND_BATCH`] events per call (untimed set-up). With
+/// `snapshots = Some((cqrs, every))`, a snapshot is taken through `cqrs` after each batch
+/// that reaches a multiple of `every` (as a snapshot policy writes one in the commit that
+/// reaches it).
+pub async fn w3_pre_append(
+    store: &dyn EventStore,
+    n: u64,
+    snapshots: Option<(&Cqrs<BankAccount>, u64)>,
+) -> Result<(), BenchError> {
     let stream = <BankAccount as Aggregate>::stream_id(W3_ACCOUNT);
     let mut version = 0u64;
     for chunk in w3_events(n).chunks(W3_APPEND_BATCH) {
+        let before = version;
         let batch = chunk
             .iter()
             .map(|e| NewEvent::encode(e, &JsonCodec, Metadata::default()))
@@ -431,6 +440,13 @@ pub async fn w3_pre_append(store: &dyn EventStore, n: u64) -> Result<(), BenchEr
             v => ExpectedVersion::Exact(v),
         };
         version = store.append(&stream, expected, batch).await?.stream_version;
+        if let Some((cqrs, every)) = snapshots
+            && before / every != version / every
+        {
+            cqrs.snapshot(W3_ACCOUNT)
+                .await
+                .map_err(|e| BenchError::Load(Box::new(e)))?;
+        }
     }
     Ok(())
 }
@@ -438,9 +454,17 @@ pub async fn w3_pre_append(store: &dyn EventStore, n: u64) -> Result<(), BenchEr
 /// W3: pre-appends `params.events` events, then loads the account once untimed and
 /// `params.loads` times timed with [`Cqrs::load`], asserting the fully applied state
 /// after each load.
-pub async fn run_w3(cqrs: &Cqrs<BankAccount>, params: &BenchParams) -> Result<LoadRun, BenchError> {
+/// With `snapshots`, `cqrs` must have been built with a snapshot policy: the pre-append
+/// takes one every `params.snapshot_every` events and each load reads the newest plus
+/// the events after it (W3-snapshot).
+pub async fn run_w3(
+    cqrs: &Cqrs<BankAccount>,
+    params: &BenchParams,
+    snapshots: bool,
+) -> Result<LoadRun, BenchError> {
     let n = params.events;
-    w3_pre_append(cqrs.store().as_ref(), n).await?;
+    let every = snapshots.then_some((cqrs, params.snapshot_every));
+    w3_pre_append(cqrs.store().as_ref(), n, every).await?;
     let expected_balance = w3_final_balance(n);
     let verify = |loaded: Loaded<BankAccount>| {
         let ok =
@@ -597,11 +621,20 @@ pub fn command_json(
 }
 
 /// The JSON line of a W3 run.
-pub fn load_json(params: &BenchParams, rep: u32, run: &LoadRun) -> Value {
-    let mut m = common(Workload::W3, rep);
+pub fn load_json(
+    params: &BenchParams,
+    rep: u32,
+    run: &LoadRun,
+    snapshot_every: Option<u64>,
+) -> Value {
+    let workload = match snapshot_every {
+        Some(_) => Workload::W3Snapshot,
+        None => Workload::W3,
+    };
+    let mut m = common(workload, rep);
     m.insert(
         "params".into(),
-        json!({ "events": params.events, "loads": params.loads, "snapshot_every": null }),
+        json!({ "events": params.events, "loads": params.loads, "snapshot_every": snapshot_every }),
     );
     m.insert("events_per_s".into(), round1(run.events_per_s()).into());
     insert_percentiles(&mut m, &run.latencies_ns);
@@ -610,14 +643,22 @@ pub fn load_json(params: &BenchParams, rep: u32, run: &LoadRun) -> Value {
         w3_final_balance(params.events).into(),
     );
     m.insert("wall_s".into(), run.total.as_secs_f64().into());
-    m.insert(
-        "notes".into(),
-        "Cqrs::load (bypasses the aggregate cache: reads the whole stream from the store and \
-         decodes and applies every event, JSON codec); no snapshots; in-memory store \
-         (InMemoryEventStore); pre-append with EventStore::append in batches of 100; wall_s \
-         is the sum of the timed loads"
-            .into(),
-    );
+    let notes = match snapshot_every {
+        None => "Cqrs::load (bypasses the aggregate cache: reads the whole stream from the \
+                 store and decodes and applies every event, JSON codec); no snapshots; \
+                 in-memory store (InMemoryEventStore); pre-append with EventStore::append in \
+                 batches of 100; wall_s is the sum of the timed loads"
+            .to_owned(),
+        Some(every) => format!(
+            "Cqrs::load with SnapshotPolicy::every({every}) (bypasses the aggregate cache: \
+             reads the newest snapshot, JSON, and decodes and applies the events after it); \
+             in-memory store (InMemoryEventStore); pre-append with EventStore::append in \
+             batches of 100, a snapshot taken with Cqrs::snapshot after each batch reaching \
+             a multiple of {every}; events_per_s counts all N events the state reflects; \
+             wall_s is the sum of the timed loads"
+        ),
+    };
+    m.insert("notes".into(), notes.into());
     Value::Object(m)
 }
 
@@ -642,11 +683,15 @@ pub async fn run_mem(
             Ok(command_json(workload, params, cache, rep, &run))
         }
         Workload::W3 => {
-            let run = run_w3(&cqrs, params).await?;
-            Ok(load_json(params, rep, &run))
+            let run = run_w3(&cqrs, params, false).await?;
+            Ok(load_json(params, rep, &run, None))
         }
-        Workload::W3Snapshot => Err(BenchError::Unsupported(
-            "W3-snapshot: the framework has no snapshots yet".into(),
-        )),
+        Workload::W3Snapshot => {
+            let cqrs = Cqrs::<BankAccount>::builder(InMemoryEventStore::new())
+                .snapshots(SnapshotPolicy::every(params.snapshot_every))
+                .build();
+            let run = run_w3(&cqrs, params, true).await?;
+            Ok(load_json(params, rep, &run, Some(params.snapshot_every)))
+        }
     }
 }

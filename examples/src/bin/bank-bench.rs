@@ -157,9 +157,6 @@ fn run(args: &Args) -> Result<usize, Box<dyn std::error::Error>> {
             ),
         }
     }
-    if args.workloads.contains(&WorkloadArg::W3Snapshot) {
-        eprintln!("bank-bench: W3-snapshot skipped: the framework has no snapshots yet");
-    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -173,7 +170,7 @@ fn run(args: &Args) -> Result<usize, Box<dyn std::error::Error>> {
                     WorkloadArg::W2 => (Workload::W2, caches),
                     // The load path bypasses the cache: one line per repetition.
                     WorkloadArg::W3 => (Workload::W3, &[true]),
-                    WorkloadArg::W3Snapshot => continue,
+                    WorkloadArg::W3Snapshot => (Workload::W3Snapshot, &[true]),
                 };
                 for &cache in modes {
                     let line = runtime.block_on(run_mem(workload, &params, cache, rep))?;
