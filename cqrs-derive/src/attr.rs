@@ -585,7 +585,9 @@ pub(crate) fn aggregate(cx: &Ctxt, attrs: &[Attribute]) -> (AggregateAttrs, bool
                 if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
                     cx.error(
                         &meta.path,
-                        "`enforce_invariants` is a flag: write `#[aggregate(.., enforce_invariants)]`",
+                        "`enforce_invariants` is a flag and takes no value: write \
+                         `#[aggregate(.., enforce_invariants)]` to enforce the invariants, or \
+                         leave it out",
                     );
                     skip_value(&meta)?;
                 } else {
@@ -666,12 +668,18 @@ pub(crate) fn invariants(cx: &Ctxt, attrs: &[Attribute]) -> Vec<InvariantAttr> {
         .iter()
         .filter(|a| a.path().is_ident(INVARIANT))
         .filter_map(|attr| {
-            let Meta::List(list) = &attr.meta else {
-                cx.error(
-                    attr,
-                    format!("`#[invariant]` names a rule and states it: write {INVARIANT_EXAMPLE}"),
-                );
-                return None;
+            let list = match &attr.meta {
+                Meta::List(list) if !list.tokens.is_empty() => list,
+                _ => {
+                    cx.error(
+                        attr,
+                        format!(
+                            "`#[invariant]` names the rule's method and states the rule: write \
+                             {INVARIANT_EXAMPLE}"
+                        ),
+                    );
+                    return None;
+                }
             };
             match list.parse_args_with(|input: syn::parse::ParseStream<'_>| {
                 parse_invariant(cx, attr, input)
@@ -686,58 +694,232 @@ pub(crate) fn invariants(cx: &Ctxt, attrs: &[Attribute]) -> Vec<InvariantAttr> {
         .collect()
 }
 
+/// How a method is named in `#[invariant(..)]`: `key = name`, or the always-rule's
+/// `#[invariant(name, "..")]`.
+fn write_method(key: Option<&str>, name: &str) -> String {
+    match key {
+        Some(key) => format!("`{key} = {name}`"),
+        None => format!("`#[invariant({name}, \"..\")]`"),
+    }
+}
+
+/// A method of the aggregate, named by its bare name; `first` is its first identifier,
+/// already read. A path or a call is reported with the name to write, and its last
+/// identifier returned so that the rest of the attribute is still read.
+fn method_rest(
+    cx: &Ctxt,
+    first: syn::Ident,
+    input: ParseStream<'_>,
+    key: Option<&str>,
+) -> syn::Result<syn::Ident> {
+    let what = key.map_or_else(
+        || "an always-rule".to_owned(),
+        |k| format!("`{k}` in `#[invariant(..)]`"),
+    );
+    let mut path: Punctuated<syn::Ident, Token![::]> = Punctuated::new();
+    path.push_value(first);
+    while input.peek(Token![::]) {
+        path.push_punct(input.parse()?);
+        path.push_value(input.call(syn::ext::IdentExt::parse_any)?);
+    }
+    let name = path.last().cloned().expect("one identifier at least");
+    if path.len() > 1 {
+        cx.error(
+            &path,
+            format!(
+                "{what} names a method of the aggregate by its name alone: write {}",
+                write_method(key, &name.to_string())
+            ),
+        );
+    }
+    if input.peek(syn::token::Paren) {
+        let call: proc_macro2::Group = input.parse()?;
+        cx.error(
+            call,
+            format!(
+                "{what} names the method, without calling it: write {}",
+                write_method(key, &name.to_string())
+            ),
+        );
+    }
+    Ok(name)
+}
+
+/// The method after `given =` or `shall =`. A string is reported with the name to write.
+fn method_value(cx: &Ctxt, input: ParseStream<'_>, key: &str) -> syn::Result<syn::Ident> {
+    if input.peek(LitStr) {
+        let lit: LitStr = input.parse()?;
+        cx.error(
+            &lit,
+            format!(
+                "`{key}` in `#[invariant(..)]` takes a method name written as Rust, not a \
+                 string: write `{key} = {}`",
+                lit.value()
+            ),
+        );
+        return Ok(syn::Ident::new("__cqrs_invalid", lit.span()));
+    }
+    let first = input.call(syn::ext::IdentExt::parse_any)?;
+    method_rest(cx, first, input, Some(key))
+}
+
+/// The event variants after `when =`: `Variant`, `A | B` or `[A, B]`, each by its bare
+/// name. Paths, fields, strings and an empty list are reported with what to write.
+fn when_value(
+    cx: &Ctxt,
+    key: &syn::Ident,
+    eq: Token![=],
+    input: ParseStream<'_>,
+) -> syn::Result<Vec<syn::Ident>> {
+    if input.peek(LitStr) {
+        let lit: LitStr = input.parse()?;
+        cx.error(
+            &lit,
+            format!(
+                "`when` in `#[invariant(..)]` takes event variants written as Rust, not a \
+                 string: write `when = {}`",
+                lit.value()
+            ),
+        );
+        return Ok(Vec::new());
+    }
+    // Each variant as written, and whether it was written as a bare name.
+    let mut written: Vec<(syn::Path, Option<TokenStream>)> = Vec::new();
+    let bracketed = input.peek(syn::token::Bracket);
+    if bracketed {
+        let content;
+        let bracket = syn::bracketed!(content in input);
+        while !content.is_empty() {
+            written.push(variant(&content)?);
+            if content.is_empty() {
+                break;
+            }
+            content.parse::<Token![,]>()?;
+        }
+        if written.is_empty() {
+            let mut at = key.to_token_stream();
+            eq.to_tokens(&mut at);
+            bracket.surround(&mut at, |_| {});
+            cx.error(
+                at,
+                "`when = []` names no event, so the rule would never be checked: name the event \
+                 variant(s) it concerns, e.g. `when = Withdrew` or `when = [Deposited, Withdrew]`",
+            );
+            return Ok(Vec::new());
+        }
+    } else {
+        written.push(variant(input)?);
+        while input.peek(Token![|]) {
+            input.parse::<Token![|]>()?;
+            written.push(variant(input)?);
+        }
+    }
+    let names: Vec<syn::Ident> = written
+        .iter()
+        .map(|(path, _)| {
+            path.segments
+                .last()
+                .expect("a path has a segment")
+                .ident
+                .clone()
+        })
+        .collect();
+    let wrong = written
+        .iter()
+        .find(|(path, fields)| path.get_ident().is_none() || fields.is_some());
+    if let Some((path, fields)) = wrong {
+        let list: Vec<String> = names.iter().map(ToString::to_string).collect();
+        let fix = if bracketed {
+            format!("when = [{}]", list.join(", "))
+        } else {
+            format!("when = {}", list.join(" | "))
+        };
+        let without = if path.get_ident().is_none() {
+            "the enum's path"
+        } else {
+            "fields"
+        };
+        let mut at = path.to_token_stream();
+        at.extend(fields.clone());
+        cx.error(
+            at,
+            format!(
+                "`when` names variants of the aggregate's event enum by their name alone, \
+                 without {without}: write `{fix}`"
+            ),
+        );
+    }
+    Ok(names)
+}
+
+/// One variant in `when`, as written: its path, and the fields written after it (`{ .. }`
+/// or `(..)`), if any.
+fn variant(input: ParseStream<'_>) -> syn::Result<(syn::Path, Option<TokenStream>)> {
+    let path = input.call(syn::Path::parse_mod_style)?;
+    let fields = if input.peek(syn::token::Brace) || input.peek(syn::token::Paren) {
+        Some(input.parse::<proc_macro2::Group>()?.into_token_stream())
+    } else {
+        None
+    };
+    Ok((path, fields))
+}
+
 fn parse_invariant(
     cx: &Ctxt,
     attr: &Attribute,
     input: syn::parse::ParseStream<'_>,
 ) -> syn::Result<Option<InvariantAttr>> {
     let errors_before = cx.error_count();
-    let mut predicate =
-        Once::new(cx, INVARIANT, "predicate").hint("an invariant has one predicate");
-    let mut rule = Once::new(cx, INVARIANT, "sentence").hint("an invariant states one rule");
+    let mut predicate: Option<syn::Ident> = None;
+    let mut rule: Option<LitStr> = None;
     let mut given = Once::new(cx, INVARIANT, GIVEN);
-    let mut when = Once::new(cx, INVARIANT, WHEN);
+    let mut when = Once::new(cx, INVARIANT, WHEN)
+        .hint("name every event the rule concerns in one `when = A | B`");
     let mut shall = Once::new(cx, INVARIANT, SHALL);
+    // Keys already reported (suggested for a misspelt key, or written without `=`): not
+    // reported missing too.
+    let mut reported: Vec<&str> = Vec::new();
+    let mut unknown_keys = false;
     while !input.is_empty() {
         if input.peek(LitStr) {
+            // #[invariant(.., "the rule in words")]
             let lit: LitStr = input.parse()?;
             if lit.value().trim().is_empty() {
                 cx.error(
                     &lit,
-                    "an invariant's sentence must say something: state the rule in words",
+                    "an invariant's sentence must say something: state the rule in words, as \
+                     a failure will quote it",
                 );
             }
-            rule.set(&lit, lit.clone());
+            if rule.is_some() {
+                cx.error(
+                    &lit,
+                    "an invariant states its rule in one sentence: join the two, or state the \
+                     second rule in an `#[invariant(..)]` of its own",
+                );
+            } else {
+                rule = Some(lit);
+            }
         } else {
             let key: syn::Ident = input.call(syn::ext::IdentExt::parse_any)?;
             if input.peek(Token![=]) {
-                input.parse::<Token![=]>()?;
+                let eq = input.parse::<Token![=]>()?;
                 match key.to_string().as_str() {
-                    GIVEN => given.set(&key, input.parse::<syn::Ident>()?),
-                    SHALL => shall.set(&key, input.parse::<syn::Ident>()?),
+                    // given = is_open
+                    GIVEN => given.set(&key, method_value(cx, input, GIVEN)?),
+                    // shall = within_limit
+                    SHALL => shall.set(&key, method_value(cx, input, SHALL)?),
+                    // when = Withdrew, when = Deposited | Withdrew, when = [Deposited, Withdrew]
                     WHEN => {
-                        let variants: Vec<syn::Ident> = if input.peek(syn::token::Bracket) {
-                            let content;
-                            syn::bracketed!(content in input);
-                            Punctuated::<syn::Ident, Token![,]>::parse_terminated(&content)?
-                                .into_iter()
-                                .collect()
-                        } else {
-                            let mut v = vec![input.parse::<syn::Ident>()?];
-                            while input.peek(Token![|]) {
-                                input.parse::<Token![|]>()?;
-                                v.push(input.parse()?);
-                            }
-                            v
-                        };
-                        if variants.is_empty() {
-                            cx.error(&key, "`when` names at least one event variant");
-                        }
+                        let variants = when_value(cx, &key, eq, input)?;
                         when.set(&key, (key.clone(), variants));
                     }
                     other => {
                         let known = [GIVEN, WHEN, SHALL];
-                        let message = match did_you_mean(other, &known) {
+                        let suggestion = did_you_mean(other, &known);
+                        reported.extend(suggestion);
+                        unknown_keys = true;
+                        let message = match suggestion {
                             Some(k) => format!(
                                 "unknown key `{other}` in `#[invariant(..)]`: did you mean `{k}`?"
                             ),
@@ -752,9 +934,38 @@ fn parse_invariant(
                         }
                     }
                 }
+            } else if let Some(known) = [GIVEN, WHEN, SHALL]
+                .into_iter()
+                .find(|k| key == k)
+                .filter(|_| input.peek(syn::token::Paren))
+            {
+                // when(Withdrew)
+                reported.push(known);
+                let group: proc_macro2::Group = input.parse()?;
+                let value = group.stream().to_string().replace(" ,", ",");
+                let value = if value.contains(',') {
+                    format!("[{value}]")
+                } else {
+                    value
+                };
+                cx.error(
+                    &key,
+                    format!("`{key}` takes a value: write `{key} = {value}`"),
+                );
             } else {
                 // #[invariant(balance_never_negative, "..")]
-                predicate.set(&key, key.clone());
+                let name = method_rest(cx, key, input, None)?;
+                match &predicate {
+                    Some(first) => cx.error(
+                        &name,
+                        format!(
+                            "an always-rule checks one method, and this one names `{first}` \
+                             already: state the rule of `{name}` in an \
+                             `#[invariant({name}, \"..\")]` of its own"
+                        ),
+                    ),
+                    None => predicate = Some(name),
+                }
             }
         }
         if input.is_empty() {
@@ -762,70 +973,95 @@ fn parse_invariant(
         }
         input.parse::<Token![,]>()?;
     }
-    let (predicate, rule, given, when, shall) = (
-        predicate.get(),
-        rule.get(),
-        given.get(),
-        when.get(),
-        shall.get(),
-    );
-    let Some(rule) = rule else {
+    let (given, when, shall) = (given.get(), when.get(), shall.get());
+    if rule.is_none() {
+        let example = match (&predicate, &shall) {
+            (Some(p), _) => format!("`#[invariant({p}, \"..\")]`"),
+            (None, Some(s)) => {
+                format!("`#[invariant(.., shall = {s}, \"given .., when .., ..\")]`")
+            }
+            (None, None) => INVARIANT_EXAMPLE.to_owned(),
+        };
         cx.error(
             attr,
-            format!("an invariant states its rule in words, for the failure to quote: add the sentence, e.g. {INVARIANT_EXAMPLE}"),
+            format!(
+                "this invariant does not state its rule in words: add the sentence a failure \
+                 will quote, e.g. {example}"
+            ),
         );
-        return Ok(None);
-    };
+    }
+    let missing = |key: &str| !reported.contains(&key);
     let kind = match (predicate, given, when, shall) {
-        (Some(predicate), None, None, None) => InvariantForm::Always { predicate },
-        (Some(predicate), ..) => {
+        (Some(predicate), None, None, None) => Some(InvariantForm::Always { predicate }),
+        (Some(predicate), _, _, shall) => {
+            let fix = match shall {
+                Some(shall) => format!(
+                    "`shall = {shall}` is this rule's method, so state `{predicate}` in an \
+                     `#[invariant({predicate}, \"..\")]` of its own"
+                ),
+                None => format!(
+                    "for a Given/When/Shall rule, name its method with `shall = {predicate}`"
+                ),
+            };
             cx.error(
                 &predicate,
-                "an invariant is either an always-rule (`#[invariant(predicate, \"..\")]`) or a \
-                 Given/When/Shall rule (`given = .., when = .., shall = ..`), not both: name the \
-                 rule's method with `shall = ..`",
+                format!(
+                    "an invariant is either an always-rule (`#[invariant(method, \"..\")]`) or \
+                     a Given/When/Shall rule (`given = .., when = .., shall = ..`), not both: \
+                     {fix}"
+                ),
             );
-            return Ok(None);
+            None
         }
         (None, given, Some((_, when)), Some(shall)) => {
-            InvariantForm::GivenWhenShall { given, when, shall }
+            Some(InvariantForm::GivenWhenShall { given, when, shall })
         }
         (None, _, Some((when_key, _)), None) => {
-            cx.error(
-                &when_key,
-                "a Given/When/Shall rule needs `shall = method`: the rule that must hold after \
-                 the event",
-            );
-            return Ok(None);
+            if missing(SHALL) {
+                cx.error(
+                    &when_key,
+                    "a Given/When/Shall rule needs `shall = method`: the rule that must hold \
+                     after the event",
+                );
+            }
+            None
         }
         (None, _, None, Some(shall)) => {
-            cx.error(
-                &shall,
-                "a Given/When/Shall rule needs `when = Variant`: the event(s) it concerns (for a \
-                 rule that always holds, write `#[invariant(method, \"..\")]`)",
-            );
-            return Ok(None);
+            if missing(WHEN) {
+                cx.error(
+                    &shall,
+                    "a Given/When/Shall rule needs `when = Variant`: the event(s) it concerns \
+                     (for a rule that always holds, write `#[invariant(method, \"..\")]`)",
+                );
+            }
+            None
         }
         (None, Some(given), None, None) => {
-            cx.error(
-                &given,
-                "a Given/When/Shall rule needs `when = Variant` and `shall = method` besides \
-                 `given`",
-            );
-            return Ok(None);
+            if missing(WHEN) && missing(SHALL) {
+                cx.error(
+                    &given,
+                    "a Given/When/Shall rule needs `when = Variant` and `shall = method` besides \
+                     `given`: the event(s) it concerns and the rule that must hold after them",
+                );
+            }
+            None
         }
         (None, None, None, None) => {
-            cx.error(
-                attr,
-                format!("this invariant names no method to check: write {INVARIANT_EXAMPLE}"),
-            );
-            return Ok(None);
+            if reported.is_empty() && !unknown_keys {
+                cx.error(
+                    attr,
+                    format!("this invariant names no method to check: write {INVARIANT_EXAMPLE}"),
+                );
+            }
+            None
         }
     };
-    if cx.error_count() > errors_before {
-        return Ok(None);
+    match (rule, kind) {
+        (Some(rule), Some(kind)) if cx.error_count() == errors_before => {
+            Ok(Some(InvariantAttr { rule, kind }))
+        }
+        _ => Ok(None),
     }
-    Ok(Some(InvariantAttr { rule, kind }))
 }
 
 /// What a method's `#[handle]` or `#[apply]` says.

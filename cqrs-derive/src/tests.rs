@@ -800,3 +800,376 @@ mod aggregate_impl {
         );
     }
 }
+
+mod invariant {
+    use super::*;
+
+    /// The errors of an aggregate whose `#[aggregate(..)]` is complete, with `attrs` after
+    /// it.
+    fn invariant_errors(attrs: TokenStream) -> Vec<String> {
+        let input: syn::DeriveInput = parse_quote! {
+            #[aggregate(command = C, event = E, error = Er)]
+            #attrs
+            struct Tank;
+        };
+        errors(&expand::aggregate::derive(&input))
+    }
+
+    #[track_caller]
+    fn assert_invariant_errors(attrs: TokenStream, expected: &[&str]) {
+        let input: syn::DeriveInput = parse_quote! {
+            #[aggregate(command = C, event = E, error = Er)]
+            #attrs
+            struct Tank;
+        };
+        assert_errors(&expand::aggregate::derive(&input), expected);
+    }
+
+    #[test]
+    fn misplaced_repeated_and_unmatchable_rules_are_errors() {
+        let out = expand::aggregate::derive(&parse_quote! {
+            #[aggregate(command = C, event = <M as HasEvent>::Ev, error = Er)]
+            #[invariant(given = open, when = Filled | Filled, shall = full, "..")]
+            struct Tank {
+                #[invariant(level_ok, "the level is fine")]
+                level: u32,
+            }
+        });
+        assert_errors(
+            &out,
+            &[
+                "`#[invariant(..)]` is not accepted on a field",
+                "the Given/When/Shall invariant `full` matches the event's variants",
+                "`Filled` is named twice in `when`",
+            ],
+        );
+    }
+
+    #[test]
+    fn raw_identifiers_are_named_without_their_prefix() {
+        let out = expand::aggregate::derive(&parse_quote! {
+            #[aggregate(command = C, event = E, error = Er)]
+            #[invariant(given = r#if, when = A, shall = r#match, "..")]
+            struct Tank;
+        });
+        assert_errors(&out, &[]);
+        let text = out.to_string();
+        assert!(text.contains(r#"name : "match""#), "{text}");
+        assert!(text.contains(r#"Some ("if")"#), "{text}");
+    }
+
+    #[test]
+    fn every_accepted_form_has_no_errors() {
+        let out = expand::aggregate::derive(&parse_quote! {
+            #[invariant(never_negative, "a tank never holds less than nothing")]
+            #[aggregate(command = C, event = E, error = Er, enforce_invariants)]
+            #[invariant(given = is_sealed, when = Filled | Drained, shall = unchanged,
+                "given a sealed tank, when it is filled or drained, it does not change")]
+            #[invariant(when = [Sealed, Labelled,], shall = has_label, "a sealed tank is labelled")]
+            #[invariant(r"opened means unsealed", shall = not_sealed, when = Opened,)]
+            #[invariant(when = [Sealed], shall = r#sealed, "sealed")]
+            struct Tank;
+        });
+        assert_errors(&out, &[]);
+        let out = out.to_string();
+        assert!(out.contains("const ENFORCE_INVARIANTS : bool = true"));
+        assert!(out.contains("const INVARIANTS"));
+        assert!(out.contains("fn invariant_gate"));
+        assert!(out.contains("fn check_invariants"));
+        for name in ["never_negative", "unchanged", "has_label", "not_sealed"] {
+            assert!(out.contains(&format!("name : \"{name}\"")), "{name}");
+        }
+        assert!(out.contains("given : :: core :: option :: Option :: Some (\"is_sealed\")"));
+        assert!(out.contains("when : & [\"Filled\" , \"Drained\"]"));
+        assert!(out.contains("when : & [\"Sealed\" , \"Labelled\"]"));
+        // The predicates are called through a `fn(&Self) -> bool`, and the variants are
+        // matched on the event enum, so that rustc reports a wrong one at its name.
+        assert!(out.contains("fn (& Self) -> bool = Self :: never_negative"));
+        assert!(out.contains("E :: Filled { .. } | E :: Drained { .. }"));
+    }
+
+    #[test]
+    fn no_invariant_generates_no_items_but_the_flag() {
+        let out = expand::aggregate::derive(&parse_quote! {
+            #[aggregate(command = C, event = E, error = Er)]
+            struct Tank;
+        })
+        .to_string();
+        assert!(!out.contains("INVARIANTS"));
+        assert!(!out.contains("fn check_invariants"));
+        let out = expand::aggregate::derive(&parse_quote! {
+            #[aggregate(command = C, event = E, error = Er, enforce_invariants)]
+            struct Tank;
+        })
+        .to_string();
+        assert!(out.contains("const ENFORCE_INVARIANTS : bool = true"));
+        assert!(!out.contains("const INVARIANTS"));
+    }
+
+    #[test]
+    fn an_always_rule_without_given_when_shall_has_no_gate() {
+        let out = expand::aggregate::derive(&parse_quote! {
+            #[aggregate(command = C, event = E, error = Er)]
+            #[invariant(never_negative, "a tank never holds less than nothing")]
+            struct Tank;
+        });
+        assert_errors(&out, &[]);
+        let out = out.to_string();
+        assert!(out.contains("InvariantKind :: Always"));
+        assert!(!out.contains("fn invariant_gate"));
+    }
+
+    #[test]
+    fn each_mistake_says_what_to_write() {
+        let cases: Vec<(TokenStream, &[&str])> = vec![
+            (
+                quote!(#[invariant]),
+                &["`#[invariant]` names the rule's method and states the rule: write"],
+            ),
+            (
+                quote!(#[invariant = "x"]),
+                &["`#[invariant]` names the rule's method and states the rule"],
+            ),
+            (
+                quote!(#[invariant()]),
+                &["`#[invariant]` names the rule's method and states the rule"],
+            ),
+            (
+                quote!(#[invariant(never_negative)]),
+                &[
+                    "this invariant does not state its rule in words: add the sentence a failure \
+                   will quote, e.g. `#[invariant(never_negative, \"..\")]`",
+                ],
+            ),
+            (
+                quote!(#[invariant(when = A, shall = ok)]),
+                &["e.g. `#[invariant(.., shall = ok, \"given .., when .., ..\")]`"],
+            ),
+            (
+                quote!(#[invariant(ok, " ")]),
+                &["an invariant's sentence must say something"],
+            ),
+            (
+                quote!(#[invariant(ok, "one", "two")]),
+                &["an invariant states its rule in one sentence: join the two"],
+            ),
+            (
+                quote!(#[invariant(ok, also_ok, "one")]),
+                &[
+                    "an always-rule checks one method, and this one names `ok` already: state the \
+                   rule of `also_ok` in an `#[invariant(also_ok, \"..\")]` of its own",
+                ],
+            ),
+            (
+                quote!(#[invariant(ok, when = A, shall = fine, "x")]),
+                &[
+                    "not both: `shall = fine` is this rule's method, so state `ok` in an \
+                   `#[invariant(ok, \"..\")]` of its own",
+                ],
+            ),
+            (
+                quote!(#[invariant(ok, given = pre, "x")]),
+                &["not both: for a Given/When/Shall rule, name its method with `shall = ok`"],
+            ),
+            (
+                quote!(#[invariant(when = A, "x")]),
+                &["a Given/When/Shall rule needs `shall = method`"],
+            ),
+            (
+                quote!(#[invariant(given = pre, shall = ok, "x")]),
+                &["a Given/When/Shall rule needs `when = Variant`"],
+            ),
+            (
+                quote!(#[invariant(given = pre, "x")]),
+                &[
+                    "a Given/When/Shall rule needs `when = Variant` and `shall = method` besides \
+                   `given`",
+                ],
+            ),
+            (
+                quote!(#[invariant("x")]),
+                &["this invariant names no method to check"],
+            ),
+            (
+                quote!(#[invariant(when = A, shal = ok, "x")]),
+                &["unknown key `shal` in `#[invariant(..)]`: did you mean `shall`?"],
+            ),
+            (
+                quote!(#[invariant(ok, colour = red, "x")]),
+                &[
+                    "unknown key `colour` in `#[invariant(..)]`; expected `given`, `when` or \
+                   `shall`",
+                ],
+            ),
+            (
+                quote!(#[invariant(when = [], shall = ok, "x")]),
+                &["`when = []` names no event, so the rule would never be checked"],
+            ),
+            (
+                quote!(#[invariant(when = E::A | E::B, shall = ok, "x")]),
+                &[
+                    "`when` names variants of the aggregate's event enum by their name alone, \
+                   without the enum's path: write `when = A | B`",
+                ],
+            ),
+            (
+                quote!(#[invariant(when = [A { .. }, B], shall = ok, "x")]),
+                &["without fields: write `when = [A, B]`"],
+            ),
+            (
+                quote!(#[invariant(when = "A", shall = ok, "x")]),
+                &[
+                    "`when` in `#[invariant(..)]` takes event variants written as Rust, not a \
+                   string: write `when = A`",
+                ],
+            ),
+            (
+                quote!(#[invariant(when = A, shall = "ok", "x")]),
+                &[
+                    "`shall` in `#[invariant(..)]` takes a method name written as Rust, not a \
+                   string: write `shall = ok`",
+                ],
+            ),
+            (
+                quote!(#[invariant(when = A, given = Self::pre, shall = ok, "x")]),
+                &[
+                    "`given` in `#[invariant(..)]` names a method of the aggregate by its name \
+                   alone: write `given = pre`",
+                ],
+            ),
+            (
+                quote!(#[invariant(Tank::ok, "x")]),
+                &[
+                    "an always-rule names a method of the aggregate by its name alone: write \
+                   `#[invariant(ok, \"..\")]`",
+                ],
+            ),
+            (
+                quote!(#[invariant(ok(), "x")]),
+                &[
+                    "an always-rule names the method, without calling it: write \
+                   `#[invariant(ok, \"..\")]`",
+                ],
+            ),
+            (
+                quote!(#[invariant(when(A, B), shall = ok, "x")]),
+                &["`when` takes a value: write `when = [A, B]`"],
+            ),
+            (
+                quote!(#[invariant(when = A, when = B, shall = ok, "x")]),
+                &[
+                    "duplicate `when` key in `#[invariant(..)]`: name every event the rule \
+                   concerns in one `when = A | B`",
+                ],
+            ),
+            (
+                quote!(#[invariant(when = A, shall = ok, shall = fine, "x")]),
+                &["duplicate `shall` key in `#[invariant(..)]`: give it once"],
+            ),
+            (quote!(#[invariant(ok "x")]), &["expected `,`"]),
+            (
+                quote! {
+                    #[invariant(ok, "x")]
+                    #[invariant(when = A, shall = ok, "y")]
+                },
+                &["two invariants are named `ok`: the name identifies the rule in failures"],
+            ),
+        ];
+        for (attrs, expected) in cases {
+            let found = invariant_errors(attrs.clone());
+            assert_eq!(
+                found.len(),
+                expected.len(),
+                "{attrs}: expected {expected:?}, found {found:?}"
+            );
+            for (message, fragment) in found.iter().zip(expected) {
+                assert!(
+                    message.contains(fragment),
+                    "{attrs}: expected an error containing {fragment:?}, found {message:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_mistake_is_reported_together() {
+        assert_invariant_errors(
+            quote! {
+                #[aggregate(enforce_invariants = yes, enforce_invariants, enforce_invariants)]
+                #[invariant(never_negative)]
+                #[invariant(given = is_empty, when = Drained, shal = still_empty, "x")]
+                #[invariant(when = [], shall = still_empty, "")]
+                #[invariant(is_empty, shall = still_empty, "a tank is empty")]
+                #[invariant(never_negative, "a tank never holds less than nothing", "twice")]
+                #[invariant(given = "is_empty", when = E::A, shall = ok(), "y")]
+                #[invariant]
+                #[invariant(ok, "a fine rule")]
+            },
+            &[
+                "`enforce_invariants` is a flag and takes no value",
+                "duplicate `enforce_invariants` key in `#[aggregate(..)]`: give it once",
+                "this invariant does not state its rule in words",
+                "unknown key `shal` in `#[invariant(..)]`: did you mean `shall`?",
+                "`when = []` names no event",
+                "an invariant's sentence must say something",
+                "an invariant is either an always-rule",
+                "an invariant states its rule in one sentence",
+                "`given` in `#[invariant(..)]` takes a method name written as Rust",
+                "`when` names variants of the aggregate's event enum by their name alone",
+                "`shall` in `#[invariant(..)]` names the method, without calling it",
+                "`#[invariant]` names the rule's method and states the rule",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_misspelt_or_malformed_key_is_not_also_missing() {
+        assert_invariant_errors(
+            quote!(#[invariant(given = pre, whn = A, shall = ok, "x")]),
+            &["unknown key `whn` in `#[invariant(..)]`: did you mean `when`?"],
+        );
+        assert_invariant_errors(
+            quote!(#[invariant(given = pre, when = A, shal = ok, "x")]),
+            &["unknown key `shal` in `#[invariant(..)]`: did you mean `shall`?"],
+        );
+        assert_invariant_errors(
+            quote!(#[invariant(given = pre, when(A), shall = ok, "x")]),
+            &["`when` takes a value: write `when = A`"],
+        );
+        assert_invariant_errors(
+            quote!(#[invariant(colour = red, "x")]),
+            &["unknown key `colour` in `#[invariant(..)]`"],
+        );
+    }
+
+    #[test]
+    fn at_most_64_given_when_shall_rules_the_65th_reported() {
+        let rules = (0..65).map(|i| {
+            let shall = quote::format_ident!("rule_{i}");
+            quote!(#[invariant(when = A, shall = #shall, "x")])
+        });
+        let out = expand::aggregate::derive(&parse_quote! {
+            #[aggregate(command = C, event = E, error = Er)]
+            #[invariant(always, "an always-rule does not count")]
+            #(#rules)*
+            struct Tank;
+        });
+        assert_errors(
+            &out,
+            &[
+                "an aggregate declares at most 64 Given/When/Shall invariants, and this is one \
+               more: fold rules with the same `given` and `when` into one `shall` method",
+            ],
+        );
+        let rules = (0..64).map(|i| {
+            let shall = quote::format_ident!("rule_{i}");
+            quote!(#[invariant(when = A, shall = #shall, "x")])
+        });
+        let out = expand::aggregate::derive(&parse_quote! {
+            #[aggregate(command = C, event = E, error = Er)]
+            #(#rules)*
+            struct Tank;
+        });
+        assert_errors(&out, &[]);
+    }
+}

@@ -25,6 +25,33 @@ pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
     }
     let (attrs, seen) = attr::aggregate(&cx, &input.attrs);
     let invariants = attr::invariants(&cx, &input.attrs);
+    let fields: Vec<&syn::Field> = match &input.data {
+        Data::Struct(s) => s.fields.iter().collect(),
+        Data::Enum(e) => e.variants.iter().flat_map(|v| v.fields.iter()).collect(),
+        Data::Union(_) => Vec::new(),
+    };
+    for field in fields {
+        for name in [attr::INVARIANT, attr::AGGREGATE] {
+            attr::reject_misplaced(
+                &cx,
+                &field.attrs,
+                name,
+                "on a field: put it on the aggregate type, naming a method that checks the field",
+            );
+        }
+    }
+    if let Data::Enum(e) = &input.data {
+        for v in &e.variants {
+            for name in [attr::INVARIANT, attr::AGGREGATE] {
+                attr::reject_misplaced(
+                    &cx,
+                    &v.attrs,
+                    name,
+                    "on a variant: put it on the aggregate type",
+                );
+            }
+        }
+    }
     if seen {
         let missing: Vec<String> = [
             ("command", &attrs.command),
@@ -62,6 +89,22 @@ pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
         .event
         .as_ref()
         .filter(|t| matches!(t, syn::Type::Path(p) if p.qself.is_none()));
+    if let (Some(event), None) = (&attrs.event, event_path) {
+        let gws = invariants
+            .iter()
+            .find(|i| matches!(i.kind, attr::InvariantForm::GivenWhenShall { .. }));
+        if let Some(rule) = gws {
+            cx.error(
+                event,
+                format!(
+                    "the Given/When/Shall invariant `{}` matches the event's variants, so \
+                     `event = ..` must name the event enum by its path (e.g. `event = \
+                     AccountEvent`), not through a qualified or generic type",
+                    rule.name()
+                ),
+            );
+        }
+    }
     let invariant_items =
         super::invariant::items(&cx, &invariants, event_path, attrs.enforce_invariants);
 

@@ -3,11 +3,16 @@
 
 use std::collections::HashMap;
 
-use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
+use quote::{ToTokens, quote, quote_spanned};
+
+use syn::ext::IdentExt;
 
 use crate::attr::{InvariantAttr, InvariantForm};
 use crate::ctxt::Ctxt;
+
+/// `cqrs_core::invariant::InvariantGate::MAX_RULES`: the gate has a bit per rule.
+const MAX_RULES: usize = 64;
 
 /// A call of the predicate method `name` on `self`, through a `fn(&Self) -> bool` binding
 /// so that an unknown method or a wrong signature is reported at the name in the attribute.
@@ -18,6 +23,27 @@ fn predicate(name: &syn::Ident) -> TokenStream {
             __predicate
         })(self)
     }
+}
+
+/// `tokens` located at `at`, each still resolved where it was written: the event enum's
+/// path in a `when` pattern, so that a diagnostic about the pattern (a variant named twice)
+/// points at the variant alone rather than from the `#[aggregate(event = ..)]` to the
+/// `#[invariant(when = ..)]`.
+fn relocate(tokens: TokenStream, at: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tt| {
+            let span = tt.span().located_at(at);
+            if let TokenTree::Group(g) = &tt {
+                let mut group = Group::new(g.delimiter(), relocate(g.stream(), at));
+                group.set_span(span);
+                tt = TokenTree::Group(group);
+            } else {
+                tt.set_span(span);
+            }
+            tt
+        })
+        .collect()
 }
 
 pub(super) fn items(
@@ -37,7 +63,7 @@ pub(super) fn items(
     let mut seen: HashMap<String, &syn::Ident> = HashMap::new();
     for inv in invariants {
         let name = inv.name();
-        if seen.insert(name.to_string(), name).is_some() {
+        if seen.insert(name.unraw().to_string(), name).is_some() {
             cx.error(
                 name,
                 format!(
@@ -47,14 +73,19 @@ pub(super) fn items(
             );
         }
     }
-    let gws = invariants
+    // The first rule past the limit is reported, at its name.
+    let past_limit = invariants
         .iter()
         .filter(|i| matches!(i.kind, InvariantForm::GivenWhenShall { .. }))
-        .count();
-    if gws > 64 {
+        .nth(MAX_RULES);
+    if let Some(inv) = past_limit {
         cx.error(
-            invariants[0].name(),
-            "an aggregate declares at most 64 Given/When/Shall invariants",
+            inv.name(),
+            format!(
+                "an aggregate declares at most {MAX_RULES} Given/When/Shall invariants, and this \
+                 is one more: fold rules with the same `given` and `when` into one `shall` \
+                 method"
+            ),
         );
     }
 
@@ -63,7 +94,7 @@ pub(super) fn items(
     let mut check = Vec::new();
     let mut rule_index = 0usize;
     for (k, inv) in invariants.iter().enumerate() {
-        let name = inv.name().to_string();
+        let name = inv.name().unraw().to_string();
         let rule = &inv.rule;
         let violation = quote! {
             return ::core::result::Result::Err(
@@ -87,12 +118,18 @@ pub(super) fn items(
             InvariantForm::GivenWhenShall { given, when, shall } => {
                 let given_name = match given {
                     Some(g) => {
-                        let g = g.to_string();
+                        let g = g.unraw().to_string();
                         quote!(::core::option::Option::Some(#g))
                     }
                     None => quote!(::core::option::Option::None),
                 };
-                let when_names: Vec<String> = when.iter().map(ToString::to_string).collect();
+                let when_names: Vec<String> = when.iter().map(|v| v.unraw().to_string()).collect();
+                for (j, v) in when.iter().enumerate() {
+                    if when[..j].contains(v) {
+                        cx.error(v, format!("`{v}` is named twice in `when`: name it once"));
+                    }
+                }
+
                 list.push(quote! {
                     ::cqrs_core::invariant::Invariant {
                         name: #name,
@@ -108,9 +145,10 @@ pub(super) fn items(
                 // The event's variants, spanned at their names in the attribute: an
                 // unknown one is reported there.
                 if let Some(event) = event {
-                    let patterns = when
-                        .iter()
-                        .map(|v| quote_spanned!(v.span()=> #event::#v { .. }));
+                    let patterns = when.iter().map(|v| {
+                        let event = relocate(event.to_token_stream(), v.span());
+                        quote_spanned!(v.span()=> #event::#v { .. })
+                    });
                     let precondition = match given {
                         Some(g) => predicate(g),
                         None => quote!(true),

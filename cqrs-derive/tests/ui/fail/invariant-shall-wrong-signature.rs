@@ -1,0 +1,53 @@
+// The `shall` method takes an argument: it must be `fn(&self) -> bool`.
+use cqrs_core::prelude::*;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+enum TankEvent {
+    Filled { litres: i64 },
+    Drained { litres: i64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Command)]
+enum TankCommand {
+    Fill { litres: i64 },
+    Drain { litres: i64 },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("never")]
+struct TankError;
+
+#[derive(Debug, Default, Aggregate)]
+#[aggregate(command = TankCommand, event = TankEvent, error = TankError)]
+#[invariant(when = Drained, shall = at_least, "a drained tank keeps a reserve")]
+struct Tank {
+    litres: i64,
+}
+
+impl Tank {
+    fn at_least(&self, reserve: i64) -> bool {
+        self.litres >= reserve
+    }
+}
+
+#[aggregate_impl]
+impl Tank {
+    #[handle]
+    fn fill(&self, litres: i64) -> TankEvent {
+        TankEvent::Filled { litres }
+    }
+    #[handle]
+    fn drain(&self, litres: i64) -> TankEvent {
+        TankEvent::Drained { litres }
+    }
+    #[apply]
+    fn filled(&mut self, litres: &i64) {
+        self.litres += litres;
+    }
+    #[apply]
+    fn drained(&mut self, litres: &i64) {
+        self.litres -= litres;
+    }
+}
+
+fn main() {}
