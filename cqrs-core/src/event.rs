@@ -370,6 +370,30 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
+    /// An event of `event_type` at `schema_version` with an already-encoded `payload` and
+    /// a fresh UUID v7 id: for facts that do not come from a typed event (imports,
+    /// fixtures, other systems).
+    ///
+    /// ```
+    /// use cqrs_core::{Metadata, NewEvent};
+    /// let e = NewEvent::new("Opened", 1, br#"{"owner":"ann"}"#.to_vec(), Metadata::default());
+    /// assert_eq!(e.event_type, "Opened");
+    /// ```
+    pub fn new(
+        event_type: impl Into<Cow<'static, str>>,
+        schema_version: u32,
+        payload: impl Into<Bytes>,
+        metadata: Metadata,
+    ) -> Self {
+        Self {
+            event_id: Uuid::now_v7(),
+            event_type: event_type.into(),
+            schema_version,
+            metadata,
+            payload: payload.into(),
+        }
+    }
+
     /// Encodes a typed event with a fresh UUID v7 id.
     pub fn encode<E: DomainEvent, C: Codec>(
         event: &E,

@@ -496,6 +496,11 @@ impl<A: Aggregate, C: Codec> Cqrs<A, C> {
         Ok(slot.version)
     }
 
+    /// The payload codec events and snapshots are encoded with.
+    pub fn codec(&self) -> &C {
+        &self.inner.codec
+    }
+
     /// The event store this runtime writes to.
     pub fn store(&self) -> &Arc<dyn EventStore> {
         &self.inner.store
@@ -699,7 +704,10 @@ impl<A: Aggregate, C: Codec> Inner<A, C> {
         let slot = self.slot(id);
         let mut slot = slot.lock().await;
         let slot = &mut *slot;
-        if !slot.fresh {
+        // Whether the state was read from the store during this command; a state served
+        // from the cache may miss another process's appends.
+        let mut read_now = !slot.fresh;
+        if read_now {
             self.catch_up(slot).await?;
         }
         let mut attempts = 0u32;
@@ -708,11 +716,28 @@ impl<A: Aggregate, C: Codec> Inner<A, C> {
             attempts += 1;
             // The command is consumed by `handle`; keep a copy only if a retry may need it.
             let retry_copy = (attempts <= self.retry.max_retries()).then(|| command.clone());
-            let events = slot
-                .state
-                .handle(command, &self.services)
-                .await
-                .map_err(CommandError::Rejected)?;
+            let events = match slot.state.handle(command, &self.services).await {
+                Ok(events) => events,
+                Err(rejection) => {
+                    // A rejection decided on a cached state is confirmed against the
+                    // store (one version lookup, only on rejections): if another writer
+                    // moved the stream, the command is decided again on the new state.
+                    if !read_now && let Some(copy) = retry_copy {
+                        let stored = self
+                            .store
+                            .stream_version(&slot.stream_id)
+                            .await
+                            .map_err(CommandError::Store)?;
+                        if stored.unwrap_or(0) != slot.version {
+                            read_now = true;
+                            self.catch_up(slot).await?;
+                            command = copy;
+                            continue;
+                        }
+                    }
+                    return Err(CommandError::Rejected(rejection));
+                }
+            };
             if events.is_empty() {
                 return Ok(Committed {
                     stream_id: slot.stream_id.clone(),
@@ -818,6 +843,7 @@ impl<A: Aggregate, C: Codec> Inner<A, C> {
                         tokio::time::sleep(delay).await;
                     }
                     self.catch_up(slot).await?;
+                    read_now = true;
                     command = copy;
                 }
                 Err(other) => {

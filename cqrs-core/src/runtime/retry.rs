@@ -33,7 +33,10 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// Never retry: a conflict is returned to the caller at once.
+    /// Never retry: a conflict is returned to the caller at once. The command is not
+    /// kept for a second decision either, so a rejection decided on a cached state that
+    /// another process has since moved is returned as decided (with retries, the runtime
+    /// checks the stream's version and decides again on the stored state).
     pub fn never() -> Self {
         Self::retries(0)
     }
