@@ -6,6 +6,15 @@
 //!   from the events it has already recorded, send it a command, and assert what it
 //!   decided; a few checks of `apply`, `handle` and the codec come
 //!   [without being asked](#what-every-scenario-checks-without-being-asked).
+//! * **Invariants** in every scenario: the aggregate's `#[invariant(..)]` rules are
+//!   checked after each given and each new event, and a broken one fails the test; see
+//!   [below](#invariants).
+//! * **Scenario tables** ([`scenarios!`]): many Given/When/Then cases of one aggregate in
+//!   one table, each its own named `#[test]`.
+//! * **Application scenarios** ([`app::AppScenario`]): events given in several streams
+//!   of a store, commands sent through the [`Cqrs`](cqrs_core::Cqrs) runtime with its
+//!   middleware, retries and codec, and assertions on what it committed and what the
+//!   streams hold.
 //! * **Histories of stored events**, old schema versions included
 //!   ([`given_stored`](AggregateScenario::given_stored)): a scenario starts from events as
 //!   a store holds them, lifted through the upcast chains; see
@@ -133,8 +142,91 @@
 //!   [`event_type`](DomainEvent::event_type). A field lost to `#[serde(skip)]` or a
 //!   `decode` that does not know a type name fails here.
 //!
+//! * **every event keeps the aggregate's invariants**: see [below](#invariants).
+//!
 //! [`Given::then_state`] makes the checks of the given events (round trip, folding twice)
 //! too, without a command.
+//!
+//! Every fold (the live one and the refolds) goes through
+//! [`apply_checked`](Aggregate::apply_checked), as the runtime's enforcing path does, so
+//! the invariants' predicates run in the refolds too.
+//!
+//! ## Invariants
+//!
+//! The rules an aggregate declares with `#[invariant(..)]` (see
+//! [`cqrs_core::invariant`]) are checked after **each** event of every scenario, with
+//! [`apply_checked`](Aggregate::apply_checked):
+//!
+//! * **given events** as they are given: [`given`](AggregateScenario::given),
+//!   [`and`](Given::and), [`given_stored`](AggregateScenario::given_stored) and
+//!   [`and_stored`](Given::and_stored) fold each event into the state at once, and an
+//!   event that breaks a rule fails the test **at the line that added it**, before any
+//!   command: a history the aggregate could not have recorded is a broken fixture, and
+//!   the line to fix is the one that wrote it;
+//! * **new events** when [`when`](Given::when) applies them, failing at the `when` line.
+//!
+//! The message names the rule (its sentence and name), the event that broke it (its index
+//! among the given or the new events, counting from 0, and the stored fixture it was
+//! decoded from, if any), the state after it, what it changed, and the scenario:
+//!
+//! ```text
+//! invariant check: the new event at index 1 (`Landed`) breaks invariant
+//! `landings_follow_take_offs`: a flight never lands more often than it took off
+//!
+//! event:
+//! Landed
+//!
+//! state after it:
+//! Flight {
+//!     take_offs: 1,
+//!     landings: 2,
+//! }
+//!
+//! what it changed (- before it, + after it):
+//!   Flight {
+//!       take_offs: 1,
+//! -     landings: 1,
+//! +     landings: 2,
+//!   }
+//!
+//! scenario: Flight given 1 event, when `Bounce`
+//! ```
+//!
+//! A rule is checked after each event, not after a command's whole batch: a batch whose
+//! middle event breaks a rule fails even if a later one restores it.
+//!
+//! To test that a rule exists and catches a faulty decision, expect it to break with
+//! [`expect_violation`](Given::expect_violation): the scenario then fails unless the
+//! first rule a new event breaks is that one, and [`Then::violation`] returns it.
+//!
+//! ```
+//! # include!("doctest_tank.rs");
+//! # fn main() {
+//! use cqrs_testing::prelude::*;
+//!
+//! Tank::given([TankEvent::Filled { litres: 5 }])
+//!     .when(TankCommand::Drain { litres: 3 })
+//!     .then_events([TankEvent::Drained { litres: 3 }]);
+//!
+//! // The handler lets a tank drain below empty; the invariant catches it.
+//! Tank::given([TankEvent::Filled { litres: 5 }])
+//!     .expect_violation("never_negative")
+//!     .when(TankCommand::Drain { litres: 7 })
+//!     .then_events([TankEvent::Drained { litres: 7 }]);
+//! # }
+//! ```
+//!
+//! ```should_panic
+//! # include!("doctest_tank.rs");
+//! # fn main() {
+//! use cqrs_testing::prelude::*;
+//!
+//! // Panics: "invariant check: the new event at index 0 (`Drained`) breaks invariant
+//! // `never_negative`: a tank never holds less than nothing"
+//! let _ = Tank::given([TankEvent::Filled { litres: 5 }])
+//!     .when(TankCommand::Drain { litres: 7 });
+//! # }
+//! ```
 //!
 //! A failed check or assertion panics at the caller's line with a message that names it
 //! and, where two values differ, shows their `{:#?}` forms as a line diff
@@ -151,15 +243,22 @@
 use std::fmt::{self, Debug, Write as _};
 use std::future::Future;
 
+use cqrs_core::invariant::{Invariant, InvariantViolation};
 use cqrs_core::upcast::{StoredValue, Value};
 use cqrs_core::{Aggregate, Command as _, DomainEvent, JsonCodec, Metadata, NewEvent};
 
+pub mod app;
+pub mod conformance;
 pub mod golden;
 pub mod properties;
+mod scenarios;
 
-/// Brings [`AggregateScenario`] into scope: `use cqrs_testing::prelude::*;`.
+/// Brings [`AggregateScenario`], [`AppScenario`](app::AppScenario) and the
+/// [`scenarios!`](crate::scenarios!) macro into scope: `use cqrs_testing::prelude::*;`.
 pub mod prelude {
     pub use crate::AggregateScenario;
+    pub use crate::app::AppScenario;
+    pub use crate::scenarios;
 }
 
 /// Starts a Given/When/Then scenario from an aggregate type: `Account::given([...])`.
@@ -172,7 +271,13 @@ where
     Self::Event: PartialEq,
 {
     /// The aggregate has already recorded `events`, oldest first.
+    ///
+    /// # Panics
+    ///
+    /// At the caller's line if an event breaks one of the aggregate's
+    /// [invariants](crate#invariants).
     #[must_use = "a scenario does nothing until `when` runs a command"]
+    #[track_caller]
     fn given<I>(events: I) -> Given<Self>
     where
         I: IntoIterator<Item = Self::Event>;
@@ -194,7 +299,9 @@ where
     /// # Panics
     ///
     /// At the caller's line if the event does not decode, naming its index among the
-    /// given events, its type, version and payload, and the [`DecodeReason`](cqrs_core::DecodeReason).
+    /// given events, its type, version and payload, and the [`DecodeReason`](cqrs_core::DecodeReason);
+    /// or if an event it decodes into breaks one of the aggregate's
+    /// [invariants](crate#invariants).
     #[must_use = "a scenario does nothing until `when` runs a command"]
     #[track_caller]
     fn given_stored(event_type: &str, schema_version: u32, payload: Value) -> Given<Self>;
@@ -205,6 +312,7 @@ where
     A: Aggregate + PartialEq + Debug,
     A::Event: PartialEq,
 {
+    #[track_caller]
     fn given<I>(events: I) -> Given<Self>
     where
         I: IntoIterator<Item = Self::Event>,
@@ -230,12 +338,16 @@ where
 /// [`when`](Self::when), or check the history alone with
 /// [`then_given_events`](Self::then_given_events) and [`then_state`](Self::then_state).
 pub struct Given<A: Aggregate> {
-    history: History<A::Event>,
+    history: History<A>,
+    expected_violation: Option<&'static Invariant>,
 }
 
-/// The given events and where they came from.
-struct History<E> {
-    events: Vec<E>,
+/// The given events, where they came from, and the state they fold into.
+struct History<A: Aggregate> {
+    events: Vec<A::Event>,
+    /// The given events folded into `A::default()` with `apply_checked`, one by one as
+    /// they were given.
+    state: A,
     /// Every fixture given so far: typed events and stored events alike.
     fixtures: usize,
     /// The stored events among them.
@@ -244,12 +356,43 @@ struct History<E> {
     from_stored: usize,
 }
 
-impl<E> History<E> {
+impl<A: Aggregate + Debug> History<A> {
     fn counts(&self) -> Counts {
         Counts {
             events: self.events.len(),
             stored: self.stored,
             from_stored: self.from_stored,
+        }
+    }
+
+    /// Applies a given event with its invariant checks and adds it to the history.
+    /// `stored`: the stored fixture it was decoded from (its index, type and version).
+    #[track_caller]
+    fn push(&mut self, event: A::Event, stored: Option<(usize, &str, u32)>) {
+        let index = self.events.len();
+        let checked = self.state.apply_checked(&event);
+        self.events.push(event);
+        if let Err(violation) = checked {
+            let what = format!("the given event at index {index}");
+            let origin = match stored {
+                Some((fixture, event_type, schema_version)) => format!(
+                    ", decoded from the stored event given at index {fixture}, \
+                     `{event_type}` schema v{schema_version}"
+                ),
+                None => String::new(),
+            };
+            panic!(
+                "{}\n\n{}",
+                violation_report(
+                    &violation,
+                    &what,
+                    &origin,
+                    &self.events[index],
+                    &self.state,
+                    || fold::<A>(self.events[..index].iter()),
+                ),
+                scenario::<A>(self.counts(), None)
+            );
         }
     }
 }
@@ -274,10 +417,12 @@ where
         Self {
             history: History {
                 events: Vec::new(),
+                state: A::default(),
                 fixtures: 0,
                 stored: 0,
                 from_stored: 0,
             },
+            expected_violation: None,
         }
     }
 
@@ -294,14 +439,22 @@ where
     ///     .then_state(|account| assert_eq!(account.balance, 5));
     /// # }
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// At the caller's line if an event breaks one of the aggregate's
+    /// [invariants](crate#invariants).
     #[must_use = "a scenario does nothing until `when` runs a command"]
+    #[track_caller]
     pub fn and<I>(mut self, events: I) -> Self
     where
         I: IntoIterator<Item = A::Event>,
     {
-        let before = self.history.events.len();
-        self.history.events.extend(events);
-        self.history.fixtures += self.history.events.len() - before;
+        // A loop, not a closure, so that a failure points at the caller's line.
+        for event in events {
+            self.history.fixtures += 1;
+            self.history.push(event, None);
+        }
         self
     }
 
@@ -327,7 +480,9 @@ where
     ///
     /// At the caller's line if the event does not decode, naming its index among the
     /// given events (counting from 0 every event passed to `given` or `and` and every
-    /// stored event), its type, version and payload, and the [`DecodeReason`](cqrs_core::DecodeReason).
+    /// stored event), its type, version and payload, and the [`DecodeReason`](cqrs_core::DecodeReason);
+    /// or if an event it decodes into breaks one of the aggregate's
+    /// [invariants](crate#invariants).
     #[must_use = "a scenario does nothing until `when` runs a command"]
     #[track_caller]
     pub fn and_stored(mut self, event_type: &str, schema_version: u32, payload: Value) -> Self {
@@ -338,7 +493,9 @@ where
                 history.fixtures += 1;
                 history.stored += 1;
                 history.from_stored += events.len();
-                history.events.extend(events);
+                for event in events {
+                    history.push(event, Some((index, event_type, schema_version)));
+                }
                 self
             }
             Err(reason) => panic!(
@@ -378,7 +535,8 @@ where
     ///
     /// # Panics
     ///
-    /// As [`and_stored`](Self::and_stored), at the first event that does not decode.
+    /// As [`and_stored`](Self::and_stored), at the first event that does not decode or
+    /// breaks an invariant.
     #[must_use = "a scenario does nothing until `when` runs a command"]
     #[track_caller]
     pub fn and_stored_values<I>(self, stored: I) -> Self
@@ -456,8 +614,40 @@ where
     /// If an automatic check fails; and whatever `check` asserts.
     #[track_caller]
     pub fn then_state(self, check: impl FnOnce(&A)) -> Self {
-        let (state, _) = check_given::<A>(&self.history, None);
-        check(&state);
+        check_given::<A>(&self.history, None);
+        check(&self.history.state);
+        self
+    }
+
+    /// Expects the command's new events to break the invariant named `name` (its
+    /// predicate method): [`when`](Self::when) then fails unless the first invariant a
+    /// new event breaks is this one, instead of failing because one is broken. For
+    /// testing that a rule exists and catches what it should; see the
+    /// [crate docs](crate#invariants).
+    ///
+    /// ```
+    /// # include!("doctest_tank.rs");
+    /// # fn main() {
+    /// use cqrs_testing::prelude::*;
+    ///
+    /// // The handler does not stop a drain below zero; the rule does.
+    /// let then = Tank::given([TankEvent::Filled { litres: 5 }])
+    ///     .expect_violation("never_negative")
+    ///     .when(TankCommand::Drain { litres: 7 })
+    ///     .then_events([TankEvent::Drained { litres: 7 }])
+    ///     .then_state(|tank| assert_eq!(tank.litres, -2));
+    /// assert_eq!(then.violation().unwrap().name, "never_negative");
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// At the caller's line if the aggregate declares no invariant named `name`, listing
+    /// those it declares.
+    #[must_use = "a scenario does nothing until `when` runs a command"]
+    #[track_caller]
+    pub fn expect_violation(mut self, name: &str) -> Self {
+        self.expected_violation = Some(find_invariant::<A>(name));
         self
     }
 
@@ -466,6 +656,7 @@ where
     pub fn with_services(self, services: A::Services) -> GivenWithServices<A> {
         GivenWithServices {
             history: self.history,
+            expected_violation: self.expected_violation,
             services,
         }
     }
@@ -475,7 +666,8 @@ where
     ///
     /// # Panics
     ///
-    /// If an automatic check fails, or the handler panics.
+    /// If an automatic check fails (a broken [invariant](crate#invariants) included), or the
+    /// handler panics.
     #[track_caller]
     #[must_use = "check the outcome with a `then_*` method"]
     pub fn when(self, command: A::Command) -> Then<A>
@@ -484,6 +676,7 @@ where
     {
         run(
             self.history,
+            self.expected_violation,
             &A::Services::default(),
             command,
             Metadata::default(),
@@ -495,14 +688,21 @@ where
     ///
     /// # Panics
     ///
-    /// If an automatic check fails, or the handler panics.
+    /// If an automatic check fails (a broken [invariant](crate#invariants) included), or the
+    /// handler panics.
     #[track_caller]
     #[must_use = "check the outcome with a `then_*` method"]
     pub fn when_with(self, command: A::Command, metadata: Metadata) -> Then<A>
     where
         A::Services: Default,
     {
-        run(self.history, &A::Services::default(), command, metadata)
+        run(
+            self.history,
+            self.expected_violation,
+            &A::Services::default(),
+            command,
+            metadata,
+        )
     }
 }
 
@@ -519,7 +719,8 @@ impl<A: Aggregate> Debug for Given<A> {
 /// Made by [`Given::with_services`].
 #[must_use = "a scenario does nothing until `when` runs a command"]
 pub struct GivenWithServices<A: Aggregate> {
-    history: History<A::Event>,
+    history: History<A>,
+    expected_violation: Option<&'static Invariant>,
     services: A::Services,
 }
 
@@ -528,16 +729,35 @@ where
     A: Aggregate + PartialEq + Debug,
     A::Event: PartialEq,
 {
+    /// See [`Given::expect_violation`].
+    ///
+    /// # Panics
+    ///
+    /// At the caller's line if the aggregate declares no invariant named `name`.
+    #[must_use = "a scenario does nothing until `when` runs a command"]
+    #[track_caller]
+    pub fn expect_violation(mut self, name: &str) -> Self {
+        self.expected_violation = Some(find_invariant::<A>(name));
+        self
+    }
+
     /// Runs `command` with the services and empty [`Metadata`], then the automatic checks
     /// (see the [crate docs](crate)).
     ///
     /// # Panics
     ///
-    /// If an automatic check fails, or the handler panics.
+    /// If an automatic check fails (a broken [invariant](crate#invariants) included), or the
+    /// handler panics.
     #[track_caller]
     #[must_use = "check the outcome with a `then_*` method"]
     pub fn when(self, command: A::Command) -> Then<A> {
-        run(self.history, &self.services, command, Metadata::default())
+        run(
+            self.history,
+            self.expected_violation,
+            &self.services,
+            command,
+            Metadata::default(),
+        )
     }
 
     /// Like [`when`](Self::when), with `metadata` carried into the encoded events (see
@@ -545,11 +765,18 @@ where
     ///
     /// # Panics
     ///
-    /// If an automatic check fails, or the handler panics.
+    /// If an automatic check fails (a broken [invariant](crate#invariants) included), or the
+    /// handler panics.
     #[track_caller]
     #[must_use = "check the outcome with a `then_*` method"]
     pub fn when_with(self, command: A::Command, metadata: Metadata) -> Then<A> {
-        run(self.history, &self.services, command, metadata)
+        run(
+            self.history,
+            self.expected_violation,
+            &self.services,
+            command,
+            metadata,
+        )
     }
 }
 
@@ -572,6 +799,7 @@ pub struct Then<A: Aggregate> {
     state: A,
     metadata: Metadata,
     encoded: Vec<NewEvent>,
+    violation: Option<InvariantViolation>,
 }
 
 impl<A> Then<A>
@@ -739,6 +967,12 @@ where
         &self.encoded
     }
 
+    /// The invariant the new events broke, as [`Given::expect_violation`] expected; `None`
+    /// when no violation was expected (an unexpected one fails [`Given::when`]).
+    pub fn violation(&self) -> Option<&InvariantViolation> {
+        self.violation.as_ref()
+    }
+
     /// Takes the handler's result out of the outcome.
     pub fn into_result(self) -> Result<Vec<A::Event>, A::Error> {
         self.result
@@ -760,14 +994,16 @@ impl<A: Aggregate + Debug> Debug for Then<A> {
             .field("result", &self.result)
             .field("state", &self.state)
             .field("metadata", &self.metadata)
+            .field("violation", &self.violation)
             .finish_non_exhaustive()
     }
 }
 
 /// The automatic checks on the given events alone: each survives a codec round trip, and
-/// folding them twice gives equal states. Returns the two states.
+/// refolding them from `A::default()` gives the state they were folded into as they were
+/// given. Returns the refolded state.
 #[track_caller]
-fn check_given<A>(history: &History<A::Event>, command: Option<&str>) -> (A, A)
+fn check_given<A>(history: &History<A>, command: Option<&str>) -> A
 where
     A: Aggregate + PartialEq + Debug,
     A::Event: PartialEq,
@@ -779,25 +1015,25 @@ where
         }
     }
 
-    // Fold the history twice: an apply that reads anything but its event shows here even
-    // when the command is then rejected.
-    let state = fold::<A>(history.events.iter());
+    // Fold the history a second time: an apply that reads anything but its event shows
+    // here even when the command is then rejected.
     let reference = fold::<A>(history.events.iter());
-    if state != reference {
+    if history.state != reference {
         panic!(
             "refold check: apply is not a pure function of its events: folding the given \
              events twice from A::default() gave different states (- first, + second)\n{}\n\n{}",
-            diff(&state, &reference),
+            diff(&history.state, &reference),
             context()
         );
     }
-    (state, reference)
+    reference
 }
 
 /// Runs the command and every automatic check.
 #[track_caller]
 fn run<A>(
-    history: History<A::Event>,
+    history: History<A>,
+    expected_violation: Option<&'static Invariant>,
     services: &A::Services,
     command: A::Command,
     metadata: Metadata,
@@ -807,9 +1043,14 @@ where
     A::Event: PartialEq,
 {
     let command_name = command.command_name();
-    let context = || scenario::<A>(history.counts(), Some(command_name));
-    let given = &history.events;
-    let (mut state, reference) = check_given::<A>(&history, Some(command_name));
+    let counts = history.counts();
+    let context = || scenario::<A>(counts, Some(command_name));
+    let reference = check_given::<A>(&history, Some(command_name));
+    let History {
+        events: given,
+        mut state,
+        ..
+    } = history;
 
     let result = block_on(state.handle(command, services));
 
@@ -829,46 +1070,150 @@ where
     }
 
     let mut encoded = Vec::new();
-    if let Ok(events) = &result {
-        for event in events {
-            match round_trip(event, metadata.clone()) {
-                Ok(new) => encoded.push(new),
-                Err(failure) => panic!("{failure}\n\nthe event is a new event\n\n{}", context()),
+    let mut violation = None;
+    match &result {
+        Ok(events) => {
+            for event in events {
+                match round_trip(event, metadata.clone()) {
+                    Ok(new) => encoded.push(new),
+                    Err(failure) => {
+                        panic!("{failure}\n\nthe event is a new event\n\n{}", context())
+                    }
+                }
+            }
+            for (index, event) in events.iter().enumerate() {
+                let Err(broken) = state.apply_checked(event) else {
+                    continue;
+                };
+                if violation.is_some() {
+                    // Only the first violation counts: the state is already broken.
+                    continue;
+                }
+                if expected_violation.is_some_and(|rule| rule.name == broken.name) {
+                    violation = Some(broken);
+                    continue;
+                }
+                let report = violation_report(
+                    &broken,
+                    &format!("the new event at index {index}"),
+                    "",
+                    event,
+                    &state,
+                    || fold::<A>(given.iter().chain(&events[..index])),
+                );
+                match expected_violation {
+                    Some(rule) => panic!(
+                        "{report}\n\nexpect_violation: the scenario expected invariant `{}` \
+                         to be the first one broken\n\n{}",
+                        rule.name,
+                        context()
+                    ),
+                    None => panic!("{report}\n\n{}", context()),
+                }
+            }
+            let refolded = fold::<A>(given.iter().chain(events));
+            if state != refolded {
+                panic!(
+                    "refold check: apply is not a pure function of its events: the state the \
+                     handler path produced differs from the state refolded from the given and \
+                     new events (- live: given state + new events, + refolded from \
+                     A::default())\n{}\n\n{}",
+                    diff(&state, &refolded),
+                    context()
+                );
+            }
+            if let (Some(rule), None) = (expected_violation, &violation) {
+                panic!(
+                    "expect_violation: expected the new events to break invariant `{}` ({}), \
+                     but it held after each of the {}:\n{events:#?}\n\nstate after them:\n\
+                     {state:#?}\n\n{}",
+                    rule.name,
+                    rule.rule,
+                    count_new(events.len()),
+                    context()
+                );
             }
         }
-        for event in events {
-            state.apply(event);
-        }
-        let refolded = fold::<A>(given.iter().chain(events));
-        if state != refolded {
-            panic!(
-                "refold check: apply is not a pure function of its events: the state the \
-                 handler path produced differs from the state refolded from the given and \
-                 new events (- live: given state + new events, + refolded from \
-                 A::default())\n{}\n\n{}",
-                diff(&state, &refolded),
-                context()
-            );
+        Err(error) => {
+            if let Some(rule) = expected_violation {
+                panic!(
+                    "expect_violation: expected the new events to break invariant `{}` ({}), \
+                     but the command was rejected\n\nerror:\n{}\n\n{}",
+                    rule.name,
+                    rule.rule,
+                    describe(error),
+                    context()
+                );
+            }
         }
     }
 
     Then {
-        given: history.counts(),
+        given: counts,
         command: command_name,
         result,
         state,
         metadata,
         encoded,
+        violation,
     }
 }
 
-/// Folds `events` into `A::default()`.
+/// Folds `events` into `A::default()` as the scenario does: with
+/// [`apply_checked`](Aggregate::apply_checked), so that the invariants' predicates run
+/// just as often (their results are not looked at: the scenario checked them already).
 fn fold<'e, A: Aggregate>(events: impl Iterator<Item = &'e A::Event>) -> A {
     let mut state = A::default();
     for event in events {
-        state.apply(event);
+        let _ = state.apply_checked(event);
     }
     state
+}
+
+/// The invariant `name` of `A`.
+#[track_caller]
+fn find_invariant<A: Aggregate>(name: &str) -> &'static Invariant {
+    match A::INVARIANTS.iter().find(|rule| rule.name == name) {
+        Some(rule) => rule,
+        None if A::INVARIANTS.is_empty() => panic!(
+            "expect_violation: `{}` declares no invariants, so none named `{name}`; declare \
+             it with #[invariant(..)] on the aggregate",
+            A::TYPE_NAME
+        ),
+        None => panic!(
+            "expect_violation: `{}` declares no invariant named `{name}`; it declares: {}",
+            A::TYPE_NAME,
+            A::INVARIANTS
+                .iter()
+                .map(|rule| format!("`{}`", rule.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// What a failed invariant check says: the rule, the event that broke it (`what`, with
+/// `origin` after its type), the state after it, and what it changed (`before` refolds the
+/// state before it; called only here, on failure).
+fn violation_report<A: Aggregate + Debug>(
+    violation: &InvariantViolation,
+    what: &str,
+    origin: &str,
+    event: &A::Event,
+    after: &A,
+    before: impl FnOnce() -> A,
+) -> String {
+    let before = before();
+    format!(
+        "invariant check: {what} (`{}`{origin}) breaks invariant `{}`: {}\n\n\
+         event:\n{event:#?}\n\n\
+         state after it:\n{after:#?}\n\n\
+         what it changed (- before it, + after it):\n{}",
+        event.event_type(),
+        violation.name,
+        violation.rule,
+        changes(&before, after),
+    )
 }
 
 /// Encodes `event` into a [`NewEvent`] and decodes it back; the envelope, or why the round
@@ -980,6 +1325,13 @@ fn count(n: usize) -> String {
     }
 }
 
+fn count_new(n: usize) -> String {
+    match n {
+        1 => "new event".to_owned(),
+        n => format!("{n} new events"),
+    }
+}
+
 fn count_stored(n: usize) -> String {
     match n {
         1 => "1 stored event".to_owned(),
@@ -1009,12 +1361,29 @@ fn diff<E: Debug + ?Sized, F: Debug + ?Sized>(expected: &E, actual: &F) -> Strin
     diff_lines(&expected, &actual)
 }
 
+/// The lines that differ between the `{:#?}` forms of `before` and `after`, each with two
+/// lines of context, marked as [`diff`] marks them.
+fn changes<T: Debug + ?Sized>(before: &T, after: &T) -> String {
+    let before = format!("{before:#?}\n");
+    let after = format!("{after:#?}\n");
+    if before == after {
+        return "  (nothing Debug shows)".to_owned();
+    }
+    marked(&similar::TextDiff::from_lines(&before, &after), true, 2)
+}
+
 /// A line diff of two texts, each ending with a newline, marked as [`diff`] marks it.
 fn diff_lines(expected: &str, actual: &str) -> String {
     let text = similar::TextDiff::from_lines(expected, actual);
     let long = expected.lines().count().max(actual.lines().count()) > 60;
-    let groups = if long {
-        text.grouped_ops(4)
+    marked(&text, long, 4)
+}
+
+/// `text` with every line marked; only the changed groups with `context` lines around them
+/// if `grouped`, the groups separated by `  ...`.
+fn marked<'a>(text: &similar::TextDiff<'a, 'a, 'a, str>, grouped: bool, context: usize) -> String {
+    let groups = if grouped {
+        text.grouped_ops(context)
     } else {
         vec![text.ops().to_vec()]
     };
