@@ -16,3 +16,7 @@ pub mod testing {}
 /// The chapter on event versioning.
 #[doc = include_str!("src/evolving-events.md")]
 pub mod evolving_events {}
+
+/// The storage chapter.
+#[doc = include_str!("src/storage.md")]
+pub mod storage {}

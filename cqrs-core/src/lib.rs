@@ -70,6 +70,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `derive` | yes | the `Event`, `Command` and `Aggregate` derives and `#[aggregate_impl]` |
+//! | `sqlite` | yes | [`store::sqlite::SqliteEventStore`], the embedded store: one file, WAL, group commit (bundles SQLite, built from source with the C compiler) |
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 

@@ -6,6 +6,8 @@
 //! | SQLite (embedded, one file) | `sqlite` | `sqlite` |
 
 pub mod memory;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 use std::fmt;
 use std::ops::ControlFlow;
@@ -18,6 +20,8 @@ use crate::event::{NewEvent, RecordedEvent};
 use crate::snapshot::Snapshot;
 
 pub use memory::InMemoryEventStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteEventStore;
 
 /// What the writer believes about the stream before appending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -118,7 +122,9 @@ pub enum StoreError {
         actual: ActualVersion,
     },
     /// An event id that is already stored came back with other content, or in another
-    /// stream, or only part of an already-committed batch was re-sent.
+    /// stream, or mixed with new events, or out of its stored order. (Re-sending any run
+    /// of committed events in their order, with the same content, is idempotent: part
+    /// of a batch, or several batches as one, is deduplicated.)
     #[error("event {event_id} in stream `{stream_id}` was already committed differently: {reason}")]
     DuplicateEvent {
         /// The event id.
@@ -291,8 +297,10 @@ pub type EventVisitor<'a> = dyn for<'e> FnMut(&'e RecordedEvent) -> ControlFlow<
 pub trait EventStore: Send + Sync + 'static {
     /// Appends `events` to `stream_id` atomically if the stream matches `expected`.
     ///
-    /// Re-sending a batch whose event ids are already committed, with the same content,
-    /// succeeds with [`AppendOutcome::deduplicated`] set and writes nothing.
+    /// Re-sending events that are already committed, with the same content and in their
+    /// stored order (the whole batch, part of it, or consecutive batches as one), succeeds
+    /// with [`AppendOutcome::deduplicated`] set, the original positions, and writes
+    /// nothing.
     async fn append(
         &self,
         stream_id: &str,
