@@ -83,10 +83,10 @@ pub fn account_commands(seed: u64, i: usize, c: usize) -> Vec<BankCommand> {
     for _ in 1..c {
         let r = rng.next_u64();
         let amount = 1 + (r >> 32) % 1000;
-        if balance == 0 || r % 2 == 0 {
+        if balance == 0 || r.is_multiple_of(2) {
             cmds.push(BankCommand::Deposit { amount });
             balance += amount;
-        } else if (r >> 8) % 10 == 0 {
+        } else if (r >> 8).is_multiple_of(10) {
             // Overdraws: rejected.
             cmds.push(BankCommand::Withdraw {
                 amount: balance + amount,
@@ -316,7 +316,7 @@ pub fn w3_event(s: u64, balance: u64) -> BankEvent {
         BankEvent::AccountOpened {
             owner: W3_OWNER.to_owned(),
         }
-    } else if s % 10 == 0 {
+    } else if s.is_multiple_of(10) {
         BankEvent::Withdrew {
             amount: 50,
             balance: balance - 50,

@@ -529,12 +529,12 @@ impl EventStore for InMemoryEventStore {
     }
 
     async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
-        if let Some(stream) = self.stream(&snapshot.stream_id)? {
-            if stream.read().map_err(|_| poisoned())?.deleted {
-                return Err(StoreError::StreamDeleted {
-                    stream_id: snapshot.stream_id.to_string(),
-                });
-            }
+        if let Some(stream) = self.stream(&snapshot.stream_id)?
+            && stream.read().map_err(|_| poisoned())?.deleted
+        {
+            return Err(StoreError::StreamDeleted {
+                stream_id: snapshot.stream_id.to_string(),
+            });
         }
         let mut snapshots = self.snapshots.lock().map_err(|_| poisoned())?;
         match snapshots.get(&*snapshot.stream_id) {

@@ -80,10 +80,10 @@ impl Pool {
 
     fn put(&self, conn: Connection) {
         // A connection left inside a transaction by a failed read is dropped, not reused.
-        if conn.is_autocommit() {
-            if let Ok(mut idle) = self.idle.lock() {
-                idle.push(conn);
-            }
+        if conn.is_autocommit()
+            && let Ok(mut idle) = self.idle.lock()
+        {
+            idle.push(conn);
         }
     }
 }

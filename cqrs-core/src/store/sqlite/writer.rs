@@ -233,10 +233,10 @@ fn commit_group(conn: &Connection, group: &mut Vec<Request>, counters: &Counters
         });
         match (step, rolled_back) {
             (Ok(result), None) => {
-                if let Ok(Written::Appended(out)) = &result {
-                    if !out.deduplicated {
-                        appended += out.positions.len() as u64;
-                    }
+                if let Ok(Written::Appended(out)) = &result
+                    && !out.deduplicated
+                {
+                    appended += out.positions.len() as u64;
                 }
                 results.push(result);
             }
