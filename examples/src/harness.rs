@@ -1,26 +1,34 @@
 //! The measurement logic of `bank-bench` (WORKLOAD.md sections 4, 6 and 7), shared by the
 //! binary and the tests.
 //!
-//! Each `run_*` function executes one workload once on a fresh store and returns what it
-//! measured; [`run_mem`] wraps them for the `mem` backend and turns the result into the
-//! JSON line of section 6, after asserting the check values.
+//! Each `run_*` function executes one workload once on the store it is given and returns
+//! what it measured; [`run_workload`] opens a fresh store of a [`Backend`] (`mem`: an
+//! [`InMemoryEventStore`]; `sqlite`: a [`SqliteEventStore`] in one file in a fresh
+//! temporary directory, deleted afterwards), runs one workload on it and turns the result
+//! into the JSON line of section 6, after asserting the check values.
 //!
 //! ```
-//! use cqrs_examples::harness::{BenchParams, Workload, run_mem};
+//! use cqrs_examples::harness::{Backend, BenchParams, Workload, run_mem, run_workload};
 //!
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! let params = BenchParams { accounts: 5, commands: 4, ..BenchParams::default() };
 //! let line = run_mem(Workload::W1, &params, true, 1).await.unwrap();
 //! assert_eq!(line["workload"], "W1");
 //! assert_eq!(line["commands"], 20);
+//!
+//! let line = run_workload(Backend::Sqlite, Workload::W1, &params, true, 1).await.unwrap();
+//! assert_eq!((line["backend"].as_str(), line["commands"].as_u64()), (Some("sqlite"), Some(20)));
 //! # });
 //! ```
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use cqrs_core::prelude::*;
 use cqrs_core::snapshot::SnapshotPolicy;
+use cqrs_core::store::sqlite::{Durability, SqliteEventStore, SqliteOptions, SqliteStats};
 use cqrs_core::{CodecError, Loaded, StoreError};
 use serde_json::{Value, json};
 
@@ -198,6 +206,46 @@ pub enum BenchError {
     /// The workload or backend is not built yet.
     #[error("{0}")]
     Unsupported(String),
+    /// The store of a workload could not be opened.
+    #[error("cannot open the {backend} store: {source}")]
+    Open {
+        /// The backend.
+        backend: &'static str,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+    },
+    /// A file system operation of the set-up failed (the scratch directory).
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A store operation of a measurement failed.
+    #[error("{what}: {source}")]
+    StoreOp {
+        /// What was being done.
+        what: &'static str,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+    },
+    /// A statement of the plain-SQL baseline failed.
+    #[error("plain SQL baseline: {what}: {source}")]
+    Sql {
+        /// What was being done.
+        what: String,
+        /// The error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The measurement's set-up is not what it must be (a store still in use when
+    /// closed, pragmas that differ between the adapter and the baseline, …).
+    #[error("{0}")]
+    Setup(String),
 }
 
 /// What a W1 or W2 run measured.
@@ -262,14 +310,281 @@ pub fn nearest_rank(sorted: &[u64], num: u64, den: u64) -> u64 {
 /// A fresh runtime over a fresh in-memory store, with the aggregate cache on (capacity
 /// at least `accounts`) or off (`cache_capacity(0)`: every command replays its stream).
 pub fn mem_cqrs(cache: bool, accounts: usize) -> Cqrs<BankAccount> {
+    cqrs_over(Arc::new(InMemoryEventStore::new()), cache, accounts)
+}
+
+/// A fresh runtime over `store`, with the aggregate cache on (capacity at least
+/// `accounts`) or off, as [`mem_cqrs`] builds one over an in-memory store.
+pub fn cqrs_over(store: Arc<dyn EventStore>, cache: bool, accounts: usize) -> Cqrs<BankAccount> {
     let capacity = if cache {
         CACHE_CAPACITY.max(accounts)
     } else {
         0
     };
-    Cqrs::<BankAccount>::builder(InMemoryEventStore::new())
+    Cqrs::<BankAccount>::builder(store)
         .cache_capacity(capacity)
         .build()
+}
+
+/// A backend of WORKLOAD.md section 5 that this harness runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// [`InMemoryEventStore`]: nothing persisted.
+    Mem,
+    /// [`SqliteEventStore`] with its default options, one file in a fresh temporary
+    /// directory per workload.
+    Sqlite,
+}
+
+impl Backend {
+    /// The name used in the JSON field `backend`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mem => "mem",
+            Self::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// What the JSON lines say about the store a measurement ran on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreInfo {
+    /// The backend.
+    pub backend: Backend,
+    /// The JSON field `versions`.
+    pub versions: String,
+    /// The store and its settings, as the `notes` describe it.
+    pub description: String,
+    /// Directory of the database file, if there is one.
+    pub db_dir: Option<PathBuf>,
+}
+
+impl StoreInfo {
+    /// The `mem` backend.
+    pub fn mem() -> Self {
+        Self {
+            backend: Backend::Mem,
+            versions: format!("cqrs-core {}", env!("CARGO_PKG_VERSION")),
+            description: "in-memory store (InMemoryEventStore, nothing persisted)".into(),
+            db_dir: None,
+        }
+    }
+
+    /// The `sqlite` backend: `store`'s options and the pragmas its write connection
+    /// reports, so that the notes state what was in effect, not what was intended.
+    pub async fn sqlite(store: &SqliteEventStore, db_dir: &Path) -> Result<Self, BenchError> {
+        let pragmas = store.pragmas().await.map_err(|source| BenchError::Open {
+            backend: "sqlite",
+            source,
+        })?;
+        let get = |name: &str| {
+            pragmas
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or("?", |(_, v)| v.as_str())
+                .to_owned()
+        };
+        let synchronous = match get("synchronous").as_str() {
+            "0" => "OFF".to_owned(),
+            "1" => "NORMAL".to_owned(),
+            "2" => "FULL".to_owned(),
+            "3" => "EXTRA".to_owned(),
+            other => other.to_owned(),
+        };
+        let options = store.options();
+        let durability = match options.durability_level() {
+            Durability::Full => {
+                "Durability::Full, the default: every acknowledged append's \
+                                 transaction is fsynced (WAL) before the append returns"
+            }
+            Durability::Normal => "Durability::Normal: an OS crash may lose the last commits",
+        };
+        let description = format!(
+            "SQLite store (SqliteEventStore::open, default SqliteOptions: {durability}; \
+             journal_mode={}, synchronous={synchronous}, wal_autocheckpoint={} pages with \
+             checkpoints on the adapter's background thread, cache_size={}, \
+             locking_mode={}; group commit on: up to {} queued writes share one BEGIN \
+             IMMEDIATE transaction and one fsync; {} reader connections), one database \
+             file in a fresh temporary directory under {}, deleted after the workload",
+            get("journal_mode"),
+            get("wal_autocheckpoint"),
+            get("cache_size"),
+            get("locking_mode"),
+            options.max_group(),
+            options.reader_count(),
+            db_dir.parent().unwrap_or(db_dir).display(),
+        );
+        Ok(Self {
+            backend: Backend::Sqlite,
+            versions: format!(
+                "cqrs-core {}, rusqlite 0.41 (bundled SQLite {})",
+                env!("CARGO_PKG_VERSION"),
+                rusqlite::version()
+            ),
+            description,
+            db_dir: Some(db_dir.to_owned()),
+        })
+    }
+}
+
+/// A fresh directory under the system's temporary directory (`$TMPDIR`, else `/tmp`),
+/// removed with everything in it when dropped.
+#[derive(Debug)]
+pub struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    /// Creates `<temp>/cqrs-bench-<pid>-<nanos>-<n>`.
+    pub fn new() -> Result<Self, BenchError> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path = std::env::temp_dir().join(format!(
+            "cqrs-bench-{}-{nanos}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir(&path).map_err(|source| BenchError::Io {
+            what: format!("creating `{}`", path.display()),
+            source,
+        })?;
+        Ok(Self(path))
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The file name of the database in a workload's scratch directory.
+pub const DB_FILE: &str = "events.db";
+
+/// Opens a [`SqliteEventStore`] with `options` on a fresh file in a new [`ScratchDir`]
+/// (on a blocking thread: opening creates the schema).
+pub async fn open_scratch_sqlite(
+    options: SqliteOptions,
+) -> Result<(ScratchDir, SqliteEventStore), BenchError> {
+    let dir = ScratchDir::new()?;
+    let path = dir.path().join(DB_FILE);
+    let store = tokio::task::spawn_blocking(move || options.open(path))
+        .await?
+        .map_err(|source| BenchError::Open {
+            backend: "sqlite",
+            source,
+        })?;
+    Ok((dir, store))
+}
+
+/// Waits (on a blocking thread, at most `timeout`) until SQLite has closed the database
+/// at `db`: the last connection to close checkpoints the WAL and deletes `<db>-wal`.
+/// The adapter's writer and checkpointer threads close their connections after the
+/// store is dropped, not during the drop.
+pub async fn wait_closed(db: PathBuf, timeout: Duration) -> Result<(), BenchError> {
+    let wal = PathBuf::from(format!("{}-wal", db.display()));
+    let closed = tokio::task::spawn_blocking(move || {
+        let start = Instant::now();
+        while wal.exists() {
+            if start.elapsed() > timeout {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        true
+    })
+    .await?;
+    match closed {
+        true => Ok(()),
+        false => Err(BenchError::Setup(format!(
+            "`{}` was still open {timeout:?} after its store was dropped",
+            db.display()
+        ))),
+    }
+}
+
+/// The store one workload runs on, and what it takes to clean it up.
+pub struct BenchStore {
+    info: StoreInfo,
+    store: Arc<dyn EventStore>,
+    sqlite: Option<SqliteEventStore>,
+    dir: Option<ScratchDir>,
+}
+
+impl BenchStore {
+    /// A fresh, empty store of `backend`.
+    pub async fn open(backend: Backend) -> Result<Self, BenchError> {
+        match backend {
+            Backend::Mem => Ok(Self {
+                info: StoreInfo::mem(),
+                store: Arc::new(InMemoryEventStore::new()),
+                sqlite: None,
+                dir: None,
+            }),
+            Backend::Sqlite => {
+                let (dir, store) = open_scratch_sqlite(SqliteOptions::default()).await?;
+                let info = StoreInfo::sqlite(&store, dir.path()).await?;
+                Ok(Self {
+                    info,
+                    store: Arc::new(store.clone()),
+                    sqlite: Some(store),
+                    dir: Some(dir),
+                })
+            }
+        }
+    }
+
+    /// The store, to build a runtime over.
+    pub fn store(&self) -> Arc<dyn EventStore> {
+        self.store.clone()
+    }
+
+    /// What the JSON lines say about it.
+    pub fn info(&self) -> &StoreInfo {
+        &self.info
+    }
+
+    /// The SQLite writer's counters (`sqlite` only).
+    pub fn sqlite_stats(&self) -> Option<SqliteStats> {
+        self.sqlite.as_ref().map(SqliteEventStore::stats)
+    }
+
+    /// Closes the store and deletes its directory. Every runtime built over
+    /// [`store`](Self::store) must have been dropped.
+    pub async fn close(self) -> Result<(), BenchError> {
+        let Self {
+            store,
+            sqlite,
+            dir,
+            info: _,
+        } = self;
+        if Arc::strong_count(&store) != 1 {
+            return Err(BenchError::Setup(
+                "the store is closed while a runtime still uses it".into(),
+            ));
+        }
+        drop(store);
+        drop(sqlite);
+        if let Some(dir) = dir {
+            wait_closed(dir.path().join(DB_FILE), Duration::from_secs(60)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The JSON object of a SQLite writer's counters.
+pub fn stats_json(stats: &SqliteStats) -> Value {
+    json!({
+        "transactions": stats.transactions,
+        "write_requests": stats.write_requests,
+        "appended_events": stats.appended_events,
+        "largest_group": stats.largest_group,
+    })
 }
 
 /// The ids of accounts `0..accounts`, built before any clock starts.
@@ -427,9 +742,19 @@ pub async fn w3_pre_append(
     n: u64,
     snapshots: Option<(&Cqrs<BankAccount>, u64)>,
 ) -> Result<(), BenchError> {
+    w3_pre_append_batched(store, n, W3_APPEND_BATCH, snapshots).await
+}
+
+/// [`w3_pre_append`] with `batch` events per append.
+pub async fn w3_pre_append_batched(
+    store: &dyn EventStore,
+    n: u64,
+    batch: usize,
+    snapshots: Option<(&Cqrs<BankAccount>, u64)>,
+) -> Result<(), BenchError> {
     let stream = <BankAccount as Aggregate>::stream_id(W3_ACCOUNT);
     let mut version = 0u64;
-    for chunk in w3_events(n).chunks(W3_APPEND_BATCH) {
+    for chunk in w3_events(n).chunks(batch.max(1)) {
         let before = version;
         let batch = chunk
             .iter()
@@ -465,6 +790,17 @@ pub async fn run_w3(
     let n = params.events;
     let every = snapshots.then_some((cqrs, params.snapshot_every));
     w3_pre_append(cqrs.store().as_ref(), n, every).await?;
+    timed_loads(cqrs, n, params.loads).await
+}
+
+/// The measured part of W3: one untimed load of `w3-account`, then `loads` timed
+/// [`Cqrs::load`]s, each asserted (untimed) to return the state of the first `n` W3
+/// events at version `n`.
+pub async fn timed_loads(
+    cqrs: &Cqrs<BankAccount>,
+    n: u64,
+    loads: usize,
+) -> Result<LoadRun, BenchError> {
     let expected_balance = w3_final_balance(n);
     let verify = |loaded: Loaded<BankAccount>| {
         let ok =
@@ -485,9 +821,9 @@ pub async fn run_w3(
             .await
             .map_err(|e| BenchError::Load(Box::new(e)))?,
     )?;
-    let mut latencies_ns = Vec::with_capacity(params.loads);
+    let mut latencies_ns = Vec::with_capacity(loads);
     let mut total = Duration::ZERO;
-    for _ in 0..params.loads {
+    for _ in 0..loads {
         let start = Instant::now();
         let loaded = cqrs.load(W3_ACCOUNT).await;
         let took = start.elapsed();
@@ -523,15 +859,15 @@ pub fn check(workload: Workload, params: &BenchParams, run: &CommandRun) -> Resu
     Ok(())
 }
 
-fn us(ns: u64) -> f64 {
+pub(crate) fn us(ns: u64) -> f64 {
     ns as f64 / 1000.0
 }
 
-fn round1(x: f64) -> f64 {
+pub(crate) fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
-fn profile() -> &'static str {
+pub(crate) fn profile() -> &'static str {
     if cfg!(debug_assertions) {
         "debug"
     } else {
@@ -544,14 +880,11 @@ pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn common(workload: Workload, rep: u32) -> serde_json::Map<String, Value> {
+fn common(store: &StoreInfo, workload: Workload, rep: u32) -> serde_json::Map<String, Value> {
     let mut m = serde_json::Map::new();
     m.insert("framework".into(), FRAMEWORK.into());
-    m.insert(
-        "versions".into(),
-        format!("cqrs-core {}", env!("CARGO_PKG_VERSION")).into(),
-    );
-    m.insert("backend".into(), "mem".into());
+    m.insert("versions".into(), store.versions.clone().into());
+    m.insert("backend".into(), store.backend.name().into());
     m.insert("workload".into(), workload.name().into());
     m.insert("profile".into(), profile().into());
     m.insert("rep".into(), rep.into());
@@ -560,7 +893,7 @@ fn common(workload: Workload, rep: u32) -> serde_json::Map<String, Value> {
     m
 }
 
-fn mem_command_notes(cache: bool) -> String {
+fn command_notes(store: &StoreInfo, cache: bool) -> String {
     let cache = if cache {
         "aggregate cache on (capacity max(10000, accounts); an account is replayed from the \
          store only on its first command)"
@@ -568,17 +901,31 @@ fn mem_command_notes(cache: bool) -> String {
         "aggregate cache off (cache_capacity(0): every command replays the account's whole \
          stream from the store, as cqrs-es does)"
     };
-    format!(
-        "{cache}; no snapshots; no group commit (one append per command); in-memory store \
-         (InMemoryEventStore, nothing persisted), JSON codec; read model AccountSummary is an \
-         in-process Mutex<HashMap> updated synchronously by the harness from the committed \
-         events after each successful execute, inside the timed call (the framework's \
-         projections come in a later issue); default retry policy, no conflicts possible"
-    )
+    let description = &store.description;
+    match store.backend {
+        Backend::Mem => format!(
+            "{cache}; no snapshots; no group commit (one append per command); {description}, \
+             JSON codec; read model AccountSummary is an in-process Mutex<HashMap> updated \
+             synchronously by the harness from the committed events after each successful \
+             execute, inside the timed call (the framework's projections come in a later \
+             issue); default retry policy, no conflicts possible"
+        ),
+        Backend::Sqlite => format!(
+            "{cache}; no snapshots; one append per accepted command, group commit in the \
+             store (appends queued together share a transaction and its fsync: W1 has one \
+             writer, so one transaction per append; W2 up to `tasks`, see \
+             sqlite.largest_group); {description}; JSON codec; read model AccountSummary is \
+             an in-process Mutex<HashMap>, not a table in the SQLite file and not in the \
+             event transaction, updated synchronously by the harness from the committed \
+             events after each successful execute returned (so after the event transaction \
+             committed), inside the timed call (the framework's projections come in a later \
+             issue); default retry policy, no conflicts possible"
+        ),
+    }
 }
 
 /// Adds `p50_us` and `p99_us` (nearest rank) of `latencies_ns`.
-fn insert_percentiles(m: &mut serde_json::Map<String, Value>, latencies_ns: &[u64]) {
+pub(crate) fn insert_percentiles(m: &mut serde_json::Map<String, Value>, latencies_ns: &[u64]) {
     m.insert(
         "p50_us".into(),
         us(nearest_rank(latencies_ns, 50, 100)).into(),
@@ -589,15 +936,16 @@ fn insert_percentiles(m: &mut serde_json::Map<String, Value>, latencies_ns: &[u6
     );
 }
 
-/// The JSON line of a W1/W2 run.
+/// The JSON line of a W1/W2 run on `store`.
 pub fn command_json(
+    store: &StoreInfo,
     workload: Workload,
     params: &BenchParams,
     cache: bool,
     rep: u32,
     run: &CommandRun,
 ) -> Value {
-    let mut m = common(workload, rep);
+    let mut m = common(store, workload, rep);
     let mut p = json!({
         "accounts": params.accounts,
         "commands_per_account": params.commands,
@@ -616,12 +964,13 @@ pub fn command_json(
     m.insert("balance_sum".into(), run.observed.balance_sum.into());
     m.insert("tx_count_sum".into(), run.observed.tx_count_sum.into());
     m.insert("wall_s".into(), run.wall.as_secs_f64().into());
-    m.insert("notes".into(), mem_command_notes(cache).into());
+    m.insert("notes".into(), command_notes(store, cache).into());
     Value::Object(m)
 }
 
-/// The JSON line of a W3 run.
+/// The JSON line of a W3 run on `store`.
 pub fn load_json(
+    store: &StoreInfo,
     params: &BenchParams,
     rep: u32,
     run: &LoadRun,
@@ -631,7 +980,7 @@ pub fn load_json(
         Some(_) => Workload::W3Snapshot,
         None => Workload::W3,
     };
-    let mut m = common(workload, rep);
+    let mut m = common(store, workload, rep);
     m.insert(
         "params".into(),
         json!({ "events": params.events, "loads": params.loads, "snapshot_every": snapshot_every }),
@@ -643,19 +992,21 @@ pub fn load_json(
         w3_final_balance(params.events).into(),
     );
     m.insert("wall_s".into(), run.total.as_secs_f64().into());
+    let description = &store.description;
     let notes = match snapshot_every {
-        None => "Cqrs::load (bypasses the aggregate cache: reads the whole stream from the \
-                 store and decodes and applies every event, JSON codec); no snapshots; \
-                 in-memory store (InMemoryEventStore); pre-append with EventStore::append in \
-                 batches of 100; wall_s is the sum of the timed loads"
-            .to_owned(),
+        None => format!(
+            "Cqrs::load (bypasses the aggregate cache: reads the whole stream from the \
+             store and decodes and applies every event, JSON codec); no snapshots; \
+             {description}; pre-append with EventStore::append in batches of 100; wall_s is \
+             the sum of the timed loads"
+        ),
         Some(every) => format!(
             "Cqrs::load with SnapshotPolicy::every({every}) (bypasses the aggregate cache: \
              reads the newest snapshot, JSON, and decodes and applies the events after it); \
-             in-memory store (InMemoryEventStore); pre-append with EventStore::append in \
-             batches of 100, a snapshot taken with Cqrs::snapshot after each batch reaching \
-             a multiple of {every}; events_per_s counts all N events the state reflects; \
-             wall_s is the sum of the timed loads"
+             {description}; pre-append with EventStore::append in batches of 100, a snapshot \
+             taken with Cqrs::snapshot after each batch reaching a multiple of {every}; \
+             events_per_s counts all N events the state reflects; wall_s is the sum of the \
+             timed loads"
         ),
     };
     m.insert("notes".into(), notes.into());
@@ -671,27 +1022,53 @@ pub async fn run_mem(
     cache: bool,
     rep: u32,
 ) -> Result<Value, BenchError> {
+    run_workload(Backend::Mem, workload, params, cache, rep).await
+}
+
+/// Runs one workload once on a fresh store of `backend` and returns its JSON line, after
+/// asserting the check values (W1/W2) or the loaded state (W3); then closes the store
+/// (`sqlite`: deletes its directory). `cache` applies to W1/W2; W3's load path bypasses
+/// the cache. A `sqlite` line also carries `sqlite` (the writer's counters: transactions,
+/// write requests, largest group) and `tmp_dir` (where its scratch directory was).
+pub async fn run_workload(
+    backend: Backend,
+    workload: Workload,
+    params: &BenchParams,
+    cache: bool,
+    rep: u32,
+) -> Result<Value, BenchError> {
     params.validate()?;
-    let cqrs = mem_cqrs(cache, params.accounts);
-    match workload {
+    let bench_store = BenchStore::open(backend).await?;
+    let info = bench_store.info().clone();
+    let mut line = match workload {
         Workload::W1 | Workload::W2 => {
+            let cqrs = cqrs_over(bench_store.store(), cache, params.accounts);
             let run = match workload {
                 Workload::W1 => run_w1(&cqrs, params).await?,
                 _ => run_w2(&cqrs, params).await?,
             };
             check(workload, params, &run)?;
-            Ok(command_json(workload, params, cache, rep, &run))
+            command_json(&info, workload, params, cache, rep, &run)
         }
         Workload::W3 => {
+            let cqrs = cqrs_over(bench_store.store(), true, params.accounts);
             let run = run_w3(&cqrs, params, false).await?;
-            Ok(load_json(params, rep, &run, None))
+            load_json(&info, params, rep, &run, None)
         }
         Workload::W3Snapshot => {
-            let cqrs = Cqrs::<BankAccount>::builder(InMemoryEventStore::new())
+            let cqrs = Cqrs::<BankAccount>::builder(bench_store.store())
                 .snapshots(SnapshotPolicy::every(params.snapshot_every))
                 .build();
             let run = run_w3(&cqrs, params, true).await?;
-            Ok(load_json(params, rep, &run, Some(params.snapshot_every)))
+            load_json(&info, params, rep, &run, Some(params.snapshot_every))
         }
+    };
+    if let Some(stats) = bench_store.sqlite_stats() {
+        line["sqlite"] = stats_json(&stats);
     }
+    if let Some(dir) = info.db_dir.as_deref().and_then(Path::parent) {
+        line["tmp_dir"] = dir.display().to_string().into();
+    }
+    bench_store.close().await?;
+    Ok(line)
 }

@@ -6,11 +6,15 @@
 //!   `AccountSummary` read model.
 //! - [`harness`]: the measurements of `bank-bench`, shared by the binary and the tests.
 //! - [`decode_bench`]: decode throughput of current-version and upcast events.
+//! - [`sqlite_bench`]: the SQLite store's append latency as it grows, snapshot loads of
+//!   a very long stream, and the plain-SQL baseline.
 //!
 //! The binaries: `bank` (`cargo run -p cqrs-examples`) walks through the aggregate;
-//! `bank-bench` runs the benchmark; `decode-bench` measures decoding.
+//! `bank-bench` runs the benchmark; `decode-bench` measures decoding; `append-bench`
+//! runs the measurements of [`sqlite_bench`].
 
 pub mod bank;
 pub mod decode_bench;
 pub mod harness;
+pub mod sqlite_bench;
 pub mod workload;

@@ -1,9 +1,15 @@
-//! A small run of every workload through the harness, checking the JSON lines, and of the
-//! `bank-bench` binary.
+//! A small run of every workload through the harness on every backend, checking the JSON
+//! lines, and of the `bank-bench` and `append-bench` binaries.
 
+use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Arc;
 
-use cqrs_examples::harness::{BenchParams, Workload, run_mem};
+use cqrs_examples::harness::{Backend, BenchParams, Workload, run_mem, run_workload};
+use cqrs_examples::sqlite_bench::{
+    SnapshotLoadParams, ratio_json, run_adapter_appends, run_raw_sql, run_snapshot_load,
+    snapshot_summary_json, w1_appends,
+};
 use cqrs_examples::workload::CheckValues;
 use serde_json::Value;
 
@@ -19,8 +25,12 @@ fn small() -> BenchParams {
 }
 
 fn assert_common(line: &Value, workload: &str, rep: u64) {
+    assert_backend_common(line, "mem", workload, rep);
+}
+
+fn assert_backend_common(line: &Value, backend: &str, workload: &str, rep: u64) {
     assert_eq!(line["framework"], "cqrs-core");
-    assert_eq!(line["backend"], "mem");
+    assert_eq!(line["backend"], backend);
     assert_eq!(line["workload"], workload);
     assert_eq!(line["rep"], rep);
     let profile = if cfg!(debug_assertions) {
@@ -110,27 +120,40 @@ fn bench(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// A fresh directory for one test, removed by the test when it passes.
+fn test_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 #[test]
 fn the_binary_prints_one_line_per_measurement_and_skips_what_is_not_built() {
-    let dir = std::env::temp_dir().join(format!("bank-bench-smoke-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = test_dir("bank-bench-smoke");
     let out_file = dir.join("out.jsonl");
-    let out = bench(&[
-        "--backends",
-        "mem,postgres",
-        "--accounts",
-        "20",
-        "--commands",
-        "10",
-        "--events",
-        "200",
-        "--loads",
-        "3",
-        "--rep",
-        "2",
-        "--out",
-        out_file.to_str().unwrap(),
-    ]);
+    let scratch = dir.join("tmp");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bank-bench"))
+        .args([
+            "--backends",
+            "mem,sqlite,postgres",
+            "--accounts",
+            "20",
+            "--commands",
+            "10",
+            "--events",
+            "200",
+            "--loads",
+            "3",
+            "--rep",
+            "2",
+            "--out",
+            out_file.to_str().unwrap(),
+        ])
+        .env("TMPDIR", &scratch)
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("`postgres` is not built yet"), "{stderr}");
@@ -139,26 +162,45 @@ fn the_binary_prints_one_line_per_measurement_and_skips_what_is_not_built() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    // Per repetition: W1 and W2 with the cache on and off, W3 and W3-snapshot.
-    assert_eq!(lines.len(), 2 * 6);
-    let names: Vec<_> = lines[..6]
+    // Per repetition and backend: W1 and W2 with the cache on and off, W3 and
+    // W3-snapshot.
+    assert_eq!(lines.len(), 2 * 2 * 6);
+    let names: Vec<_> = lines[..12]
         .iter()
-        .map(|l| format!("{}:{}", l["workload"], l["params"]["cache"]))
+        .map(|l| {
+            format!(
+                "{}:{}:{}",
+                l["backend"], l["workload"], l["params"]["cache"]
+            )
+        })
         .collect();
-    assert_eq!(
-        names,
-        [
-            r#""W1":true"#,
-            r#""W1":false"#,
-            r#""W2":true"#,
-            r#""W2":false"#,
-            r#""W3":null"#,
-            r#""W3-snapshot":null"#
-        ]
-    );
-    assert_eq!(lines[11]["rep"], 2);
+    let expected: Vec<String> = ["mem", "sqlite"]
+        .iter()
+        .flat_map(|b| {
+            [
+                r#""W1":true"#,
+                r#""W1":false"#,
+                r#""W2":true"#,
+                r#""W2":false"#,
+                r#""W3":null"#,
+                r#""W3-snapshot":null"#,
+            ]
+            .map(|w| format!(r#""{b}":{w}"#))
+        })
+        .collect();
+    assert_eq!(names, expected);
+    assert_eq!(lines[23]["rep"], 2);
+    for line in lines.iter().filter(|l| l["backend"] == "sqlite") {
+        assert!(
+            line["sqlite"]["transactions"].as_u64().unwrap() > 0,
+            "{line}"
+        );
+        assert_eq!(line["tmp_dir"], scratch.to_str().unwrap());
+    }
     let written = std::fs::read_to_string(&out_file).unwrap();
     assert_eq!(written, stdout);
+    // Every workload's database directory was deleted.
+    assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
     std::fs::remove_dir_all(&dir).unwrap();
 
     let no_cache = bench(&[
@@ -179,7 +221,7 @@ fn the_binary_prints_one_line_per_measurement_and_skips_what_is_not_built() {
 
 #[test]
 fn the_binary_fails_when_nothing_can_run() {
-    let out = bench(&["--backends", "postgres,sqlite"]);
+    let out = bench(&["--backends", "postgres"]);
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
 }
@@ -217,4 +259,192 @@ fn the_decode_bench_binary_prints_one_line_per_path() {
         .collect();
     let paths: Vec<&str> = lines.iter().map(|l| l["path"].as_str().unwrap()).collect();
     assert_eq!(paths, ["current", "typed-upcast", "json-upcast", "split"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_workload_runs_on_sqlite_and_says_how() {
+    let params = BenchParams {
+        accounts: 10,
+        commands: 6,
+        tasks: 3,
+        events: 250,
+        loads: 3,
+        ..BenchParams::default()
+    };
+    let expected = CheckValues::expected(params.seed, params.accounts, params.commands);
+    for (workload, name) in [(Workload::W1, "W1"), (Workload::W2, "W2")] {
+        for cache in [true, false] {
+            let line = run_workload(Backend::Sqlite, workload, &params, cache, 1)
+                .await
+                .unwrap();
+            assert_backend_common(&line, "sqlite", name, 1);
+            assert_eq!(line["params"]["cache"], cache);
+            assert_eq!(line["commands"], 60);
+            assert_eq!(line["accepted"], expected.accepted);
+            assert_eq!(line["balance_sum"], expected.balance_sum);
+            assert_eq!(line["tx_count_sum"], expected.tx_count_sum);
+            assert_eq!(line["sqlite"]["appended_events"], expected.accepted);
+            let notes = line["notes"].as_str().unwrap();
+            for said in [
+                "synchronous=FULL",
+                "journal_mode=wal",
+                "group commit",
+                "read model AccountSummary is an in-process",
+                "fresh temporary directory",
+            ] {
+                assert!(notes.contains(said), "{said}: {notes}");
+            }
+            assert!(line["versions"].as_str().unwrap().contains("SQLite 3."));
+        }
+    }
+    let line = run_workload(Backend::Sqlite, Workload::W3, &params, true, 1)
+        .await
+        .unwrap();
+    assert_backend_common(&line, "sqlite", "W3", 1);
+    assert_eq!(line["final_balance"], 25 * 40 - 10);
+    // 250 events in appends of 100: three transactions.
+    assert_eq!(line["sqlite"]["transactions"], 3);
+    let line = run_workload(Backend::Sqlite, Workload::W3Snapshot, &params, true, 1)
+        .await
+        .unwrap();
+    assert_backend_common(&line, "sqlite", "W3-snapshot", 1);
+    assert_eq!(line["final_balance"], 25 * 40 - 10);
+    // Three appends and two snapshots (at 100 and 200).
+    assert_eq!(line["sqlite"]["write_requests"], 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_loads_of_a_short_and_a_long_stream_are_compared() {
+    let params = SnapshotLoadParams {
+        sizes: vec![100, 1_000],
+        snapshot_every: 100,
+        loads: 3,
+        prefill_batch: 300,
+        tail: 7,
+    };
+    let mut all = Vec::new();
+    let mut info = None;
+    for &size in &params.sizes {
+        let (i, loads) = run_snapshot_load(&params, size).await.unwrap();
+        assert_eq!(loads.len(), 2);
+        assert_eq!((loads[0].events, loads[0].tail), (size, 0));
+        assert_eq!((loads[1].events, loads[1].tail), (size + 7, 7));
+        assert_eq!(loads[1].snapshot_version, size);
+        all.extend(loads);
+        info = Some(i);
+    }
+    let summary = snapshot_summary_json(&info.unwrap(), &all, 1);
+    assert_eq!(summary.len(), 2);
+    assert_eq!(summary[0]["bench"], "snapshot-load-summary");
+    assert_eq!(
+        (
+            summary[0]["small_events"].as_u64(),
+            summary[0]["large_events"].as_u64()
+        ),
+        (Some(100), Some(1_000))
+    );
+    assert_eq!(summary[1]["tail"], 7);
+    assert!(summary[0]["p50_ratio"].as_f64().unwrap() > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_raw_baseline_writes_what_the_adapter_writes_with_its_pragmas() {
+    let params = BenchParams {
+        accounts: 6,
+        commands: 5,
+        ..BenchParams::default()
+    };
+    let plan: Arc<[_]> = w1_appends(&params).await.unwrap().into();
+    let expected = CheckValues::expected(params.seed, params.accounts, params.commands);
+    assert_eq!(plan.len() as u64, expected.accepted);
+    let raw = run_raw_sql(plan.clone()).await.unwrap();
+    assert_eq!(raw.run.latencies_ns.len(), plan.len());
+    let get = |name: &str| {
+        raw.pragmas
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(get("journal_mode"), Some("wal"));
+    assert_eq!(get("synchronous"), Some("2"));
+    let (info, adapter, stats) = run_adapter_appends(&plan).await.unwrap();
+    assert_eq!(adapter.latencies_ns.len(), plan.len());
+    assert_eq!(stats.appended_events, expected.accepted);
+    assert_eq!(stats.largest_group, 1);
+    let ratio = ratio_json(&info, &raw.run, &adapter, None, 1);
+    assert_eq!(ratio["bench"], "raw-sql-ratio");
+    assert!(ratio["adapter_over_raw"]["time"].as_f64().unwrap() > 0.0);
+    assert_eq!(ratio["w1_over_raw"], Value::Null);
+}
+
+#[test]
+fn the_append_bench_binary_prints_every_measurement() {
+    let dir = test_dir("append-bench-smoke");
+    let out = Command::new(env!("CARGO_BIN_EXE_append-bench"))
+        .args([
+            "--sizes",
+            "100,300",
+            "--window",
+            "30",
+            "--streams",
+            "10",
+            "--prefill-batch",
+            "20",
+            "--snapshot-sizes",
+            "100,500",
+            "--snapshot-batch",
+            "200",
+            "--tail",
+            "5",
+            "--loads",
+            "3",
+            "--accounts",
+            "4",
+            "--commands",
+            "5",
+        ])
+        .env("TMPDIR", &dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let benches: Vec<&str> = lines.iter().map(|l| l["bench"].as_str().unwrap()).collect();
+    assert_eq!(
+        benches,
+        [
+            "append-growth",
+            "append-growth",
+            "append-growth-summary",
+            "snapshot-load",
+            "snapshot-load",
+            "snapshot-load",
+            "snapshot-load",
+            "snapshot-load-summary",
+            "snapshot-load-summary",
+            "raw-sql",
+            "adapter-appends",
+            "w1",
+            "raw-sql-ratio",
+        ]
+    );
+    for line in &lines {
+        assert_eq!(line["backend"], "sqlite", "{line}");
+        assert_eq!(line["framework"], "cqrs-core");
+    }
+    assert_eq!(lines[0]["store_events"], 100);
+    assert_eq!(lines[1]["store_events"], 300);
+    assert_eq!(lines[1]["window"], 30);
+    assert!(lines[2]["p99_ratio"].as_f64().unwrap() > 0.0);
+    assert!(lines[2]["flat"].is_boolean());
+    assert_eq!(lines[9]["appends"], lines[10]["appends"]);
+    assert_eq!(lines[11]["workload"], "W1");
+    assert!(lines[12]["w1_over_raw"]["time"].as_f64().unwrap() > 0.0);
+    // Every measurement's directory was deleted.
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,19 +1,22 @@
 //! The benchmark harness of the workload "bank" (WORKLOAD.md section 7).
 //!
 //! ```text
-//! cargo run --release -p cqrs-examples --bin bank-bench -- --backends mem --rep 3
+//! cargo run --release -p cqrs-examples --bin bank-bench -- --backends mem,sqlite --rep 3
 //! ```
 //!
 //! Prints one JSON line per (workload, backend, cache mode, repetition) to stdout and,
 //! with `--out FILE`, appends it to FILE. Exits non-zero if a check value is wrong or if
-//! nothing could run.
+//! nothing could run. The `sqlite` backend puts each workload's database in a fresh
+//! directory under `$TMPDIR` (else `/tmp`) and deletes it afterwards; `postgres` is not
+//! built yet. Within a repetition the backends run one after the other, each through
+//! every requested workload.
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use cqrs_examples::harness::{BenchParams, Workload, run_mem};
+use cqrs_examples::harness::{self, BenchParams, Workload, run_workload};
 
 const DEFAULT_PG_URL: &str = "postgres://bench@localhost/bench?host=/tmp&port=55432";
 
@@ -146,10 +149,12 @@ fn run(args: &Args) -> Result<usize, Box<dyn std::error::Error>> {
         .or_else(|| std::env::var("BENCH_PG_URL").ok())
         .unwrap_or_else(|| DEFAULT_PG_URL.to_owned());
 
+    let mut backends = Vec::new();
     for backend in &args.backends {
         match backend {
-            Backend::Mem => {}
-            Backend::Sqlite | Backend::Postgres => eprintln!(
+            Backend::Mem => backends.push(harness::Backend::Mem),
+            Backend::Sqlite => backends.push(harness::Backend::Sqlite),
+            Backend::Postgres => eprintln!(
                 "bank-bench: backend `{}` is not built yet; skipping it",
                 backend
                     .to_possible_value()
@@ -157,13 +162,14 @@ fn run(args: &Args) -> Result<usize, Box<dyn std::error::Error>> {
             ),
         }
     }
+    backends.dedup();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let mut ran = 0;
     for rep in args.first_rep..args.first_rep + args.rep {
-        for _ in args.backends.iter().filter(|b| **b == Backend::Mem) {
+        for &backend in &backends {
             for workload in &args.workloads {
                 let (workload, modes): (Workload, &[bool]) = match workload {
                     WorkloadArg::W1 => (Workload::W1, caches),
@@ -173,7 +179,8 @@ fn run(args: &Args) -> Result<usize, Box<dyn std::error::Error>> {
                     WorkloadArg::W3Snapshot => (Workload::W3Snapshot, &[true]),
                 };
                 for &cache in modes {
-                    let line = runtime.block_on(run_mem(workload, &params, cache, rep))?;
+                    let line =
+                        runtime.block_on(run_workload(backend, workload, &params, cache, rep))?;
                     let line = serde_json::to_string(&line)?;
                     println!("{line}");
                     if let Some(out) = &mut out {

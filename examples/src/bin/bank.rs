@@ -1,19 +1,45 @@
-//! A walk through the `BankAccount` aggregate: `cargo run -p cqrs-examples`.
+//! A walk through the `BankAccount` aggregate on the embedded SQLite store:
+//! `cargo run -p cqrs-examples --bin bank [-- --db FILE]`.
 //!
 //! Opens two accounts, moves money, has an overdraft refused with its typed error, lists
-//! the events the store holds and rebuilds an account from them. It uses the in-memory
-//! store; the SQLite store arrives with a later release.
+//! the events the store holds and rebuilds an account from them. The events go to a
+//! SQLite file: a fresh one in a temporary directory (removed at the end), or `--db FILE`,
+//! which is kept, so that a second run continues the same accounts.
+
+use std::path::PathBuf;
 
 use cqrs_core::prelude::*;
+use cqrs_core::store::sqlite::SqliteEventStore;
 use cqrs_examples::bank::{BankAccount, BankCommand, BankError};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
-    let store = InMemoryEventStore::new();
+fn main() -> Result<(), Error> {
+    let mut args = std::env::args().skip(1);
+    let (path, temporary) = match (args.next().as_deref(), args.next()) {
+        (Some("--db"), Some(file)) => (PathBuf::from(file), None),
+        (None, _) => {
+            let nanos = std::time::SystemTime::UNIX_EPOCH.elapsed()?.as_nanos();
+            let dir = std::env::temp_dir().join(format!("cqrs-bank-demo-{nanos}"));
+            std::fs::create_dir_all(&dir)?;
+            (dir.join("bank.db"), Some(dir))
+        }
+        _ => return Err("usage: bank [--db FILE]".into()),
+    };
+    // Opening creates or migrates the schema: blocking I/O, done before the runtime.
+    let store = SqliteEventStore::open(&path)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let result = runtime.block_on(demo(store, &path));
+    drop(runtime);
+    if let Some(dir) = temporary {
+        std::fs::remove_dir_all(dir)?;
+    }
+    result
+}
+
+async fn demo(store: SqliteEventStore, path: &std::path::Path) -> Result<(), Error> {
     let accounts = Cqrs::<BankAccount>::builder(store.clone()).build();
-    println!("A bank on the in-memory event store.\n");
+    println!("A bank on the SQLite event store in {}.\n", path.display());
 
     for (id, owner) in [("alice-1", "Alice"), ("bob-1", "Bob")] {
         let open = BankCommand::OpenAccount {
@@ -21,11 +47,17 @@ async fn main() -> Result<(), Error> {
             owner: owner.into(),
         };
         // `OpenAccount` names its account (`#[command(id)]`), so it routes itself.
-        let done = accounts.execute_routed(open).await?;
-        println!(
-            "opened {id} for {owner}: stream `{}` is at version {}",
-            done.stream_id, done.stream_version
-        );
+        match accounts.execute_routed(open).await {
+            Ok(done) => println!(
+                "opened {id} for {owner}: stream `{}` is at version {}",
+                done.stream_id, done.stream_version
+            ),
+            // A second run on the same file finds the accounts open.
+            Err(e) if e.rejection() == Some(&BankError::AlreadyOpen) => {
+                println!("{id}: {e}");
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 
     let steps = [
@@ -61,7 +93,7 @@ async fn main() -> Result<(), Error> {
         println!("carol-1: {e}");
     }
 
-    println!("\nThe store's global log:");
+    println!("\nThe store's global log (the first 100 events):");
     for event in store.read_all(1, 100).await? {
         println!(
             "  #{} {} v{} {} {}",
@@ -79,6 +111,5 @@ async fn main() -> Result<(), Error> {
         "\nalice-1 reloaded from the store: opened={}, balance={}, version={}",
         alice.state.opened, alice.state.balance, alice.version
     );
-    assert_eq!(alice.state.balance, 70);
     Ok(())
 }
