@@ -59,7 +59,7 @@ pub enum Workload {
     W2,
     /// Rehydration of one long stream.
     W3,
-    /// Rehydration from a snapshot plus tail (not available yet).
+    /// Rehydration from the newest snapshot plus the events after it.
     W3Snapshot,
 }
 
