@@ -370,9 +370,10 @@ impl<A: Aggregate + Debug, C: Codec> AppScenario<A, C> {
         self.steps
             .push(format!("when `{name}` on `{id}`: {outcome}"));
         if let Ok(committed) = &result
-            && !committed.events.is_empty() {
-                self.check_committed(committed);
-            }
+            && !committed.events.is_empty()
+        {
+            self.check_committed(committed);
+        }
         self.last = Some(Last {
             id: id.to_owned(),
             command: name,

@@ -24,7 +24,9 @@ fn commands() -> impl Strategy<Value = BankCommand> {
 fn the_bank_account_keeps_its_rules_under_random_commands() {
     let stats = Properties::<BankAccount>::new(commands())
         .given_history([
-            BankEvent::AccountOpened { owner: "bob".into() },
+            BankEvent::AccountOpened {
+                owner: "bob".into(),
+            },
             BankEvent::Deposited {
                 amount: 40,
                 balance: 40,
