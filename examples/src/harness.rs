@@ -28,6 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use cqrs_core::prelude::*;
 use cqrs_core::snapshot::SnapshotPolicy;
+use cqrs_core::store::postgres::{PostgresEventStore, PostgresOptions};
 use cqrs_core::store::sqlite::{Durability, SqliteEventStore, SqliteOptions, SqliteStats};
 use cqrs_core::{CodecError, Loaded, StoreError};
 use serde_json::{Value, json};
@@ -334,6 +335,77 @@ pub enum Backend {
     /// [`SqliteEventStore`] with its default options, one file in a fresh temporary
     /// directory per workload.
     Sqlite,
+    /// [`PostgresEventStore`] on the server of [`pg_url`], pool of [`PG_POOL_SIZE`]
+    /// connections, one fresh schema `bench_…` per workload, dropped afterwards.
+    Postgres,
+}
+
+/// The default URL of the `postgres` backend: the cluster of `bench/pg-up.sh`.
+pub const DEFAULT_PG_URL: &str = "postgres://bench@localhost/bench?host=/tmp&port=55432";
+
+/// The pool size of the `postgres` backend (postgres-es's `default_postgress_pool`: 10).
+pub const PG_POOL_SIZE: usize = 10;
+
+/// The URL of the `postgres` backend: `$BENCH_PG_URL`, else [`DEFAULT_PG_URL`].
+pub fn pg_url() -> String {
+    std::env::var("BENCH_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.to_owned())
+}
+
+/// A fresh schema name `bench_<pid>_<nanos>_<n>` (a valid adapter identifier).
+pub fn fresh_schema_name() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "bench_{}_{nanos}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn pg_setup_error(what: &str) -> impl Fn(&dyn std::fmt::Display) -> BenchError + '_ {
+    move |e| BenchError::Setup(format!("postgres: {what}: {e}"))
+}
+
+/// Runs `sql` (one statement, outside any transaction) on a connection of `store`'s pool.
+pub async fn pg_exec(store: &PostgresEventStore, sql: &str) -> Result<(), BenchError> {
+    let client = store
+        .pool()
+        .get()
+        .await
+        .map_err(|e| pg_setup_error("getting a connection")(&e))?;
+    client
+        .batch_execute(sql)
+        .await
+        .map_err(|e| pg_setup_error(sql)(&e))
+}
+
+/// `SHOW name` on a connection of `store`'s pool.
+pub async fn pg_show(store: &PostgresEventStore, name: &str) -> Result<String, BenchError> {
+    let client = store
+        .pool()
+        .get()
+        .await
+        .map_err(|e| pg_setup_error("getting a connection")(&e))?;
+    let row = client
+        .query_one(&format!("SHOW {name}"), &[])
+        .await
+        .map_err(|e| pg_setup_error("SHOW")(&e))?;
+    Ok(row.get::<_, String>(0))
+}
+
+/// `VACUUM ANALYZE` on the event, stream and snapshot tables of `store`'s schema (the
+/// untimed step after the W3 pre-append, WORKLOAD.md section 5).
+pub async fn pg_vacuum_analyze(store: &PostgresEventStore) -> Result<(), BenchError> {
+    for table in ["events", "streams", "snapshots"] {
+        pg_exec(
+            store,
+            &format!("VACUUM ANALYZE \"{}\".{table}", store.schema()),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 impl Backend {
@@ -342,6 +414,7 @@ impl Backend {
         match self {
             Self::Mem => "mem",
             Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
         }
     }
 }
@@ -423,6 +496,37 @@ impl StoreInfo {
             ),
             description,
             db_dir: Some(db_dir.to_owned()),
+        })
+    }
+}
+
+impl StoreInfo {
+    /// The `postgres` backend: the adapter's settings and the server's, as reported by
+    /// the server.
+    pub async fn postgres(store: &PostgresEventStore, url: &str) -> Result<Self, BenchError> {
+        let version = pg_show(store, "server_version").await?;
+        let fsync = pg_show(store, "fsync").await?;
+        let sync = pg_show(store, "synchronous_commit").await?;
+        let buffers = pg_show(store, "shared_buffers").await?;
+        let description = format!(
+            "PostgreSQL store (PostgresOptions::new(url).schema(fresh).pool_size({PG_POOL_SIZE})\
+             .connect(): tokio-postgres client, deadpool-postgres pool of at most \
+             {PG_POOL_SIZE} connections, recycling Fast, tenant \"\", default read_wait; \
+             each append is one round trip, SELECT append_events(...) (prepared), its own \
+             transaction committed before the append returns; no group commit; gap-free \
+             global log bookkeeping (xid8 per event, position claim) on); server PostgreSQL \
+             {version}, fsync={fsync}, synchronous_commit={sync}, shared_buffers={buffers}; \
+             url {url}; one fresh schema `bench_<pid>_<nanos>_<n>` per workload (so empty \
+             tables), CHECKPOINT before the workload (untimed), schema dropped after it"
+        );
+        Ok(Self {
+            backend: Backend::Postgres,
+            versions: format!(
+                "cqrs-core {}, tokio-postgres 0.7, deadpool-postgres 0.14, PostgreSQL {version}",
+                env!("CARGO_PKG_VERSION")
+            ),
+            description,
+            db_dir: None,
         })
     }
 }
@@ -514,17 +618,45 @@ pub struct BenchStore {
     store: Arc<dyn EventStore>,
     sqlite: Option<SqliteEventStore>,
     dir: Option<ScratchDir>,
+    postgres: Option<PostgresEventStore>,
 }
 
 impl BenchStore {
-    /// A fresh, empty store of `backend`.
+    /// A fresh, empty store of `backend` (`postgres`: on the server of [`pg_url`]).
     pub async fn open(backend: Backend) -> Result<Self, BenchError> {
+        Self::open_with(backend, &pg_url()).await
+    }
+
+    /// A fresh, empty store of `backend`; `postgres` connects to `url`, in a fresh
+    /// schema, and runs `CHECKPOINT`.
+    pub async fn open_with(backend: Backend, url: &str) -> Result<Self, BenchError> {
         match backend {
+            Backend::Postgres => {
+                let store = PostgresOptions::new(url)
+                    .schema(fresh_schema_name())
+                    .pool_size(PG_POOL_SIZE)
+                    .connect()
+                    .await
+                    .map_err(|source| BenchError::Open {
+                        backend: "postgres",
+                        source,
+                    })?;
+                let info = StoreInfo::postgres(&store, url).await?;
+                pg_exec(&store, "CHECKPOINT").await?;
+                Ok(Self {
+                    info,
+                    store: Arc::new(store.clone()),
+                    sqlite: None,
+                    dir: None,
+                    postgres: Some(store),
+                })
+            }
             Backend::Mem => Ok(Self {
                 info: StoreInfo::mem(),
                 store: Arc::new(InMemoryEventStore::new()),
                 sqlite: None,
                 dir: None,
+                postgres: None,
             }),
             Backend::Sqlite => {
                 let (dir, store) = open_scratch_sqlite(SqliteOptions::default()).await?;
@@ -534,6 +666,7 @@ impl BenchStore {
                     store: Arc::new(store.clone()),
                     sqlite: Some(store),
                     dir: Some(dir),
+                    postgres: None,
                 })
             }
         }
@@ -549,6 +682,11 @@ impl BenchStore {
         &self.info
     }
 
+    /// The PostgreSQL store (`postgres` only).
+    pub fn postgres(&self) -> Option<&PostgresEventStore> {
+        self.postgres.as_ref()
+    }
+
     /// The SQLite writer's counters (`sqlite` only).
     pub fn sqlite_stats(&self) -> Option<SqliteStats> {
         self.sqlite.as_ref().map(SqliteEventStore::stats)
@@ -561,8 +699,12 @@ impl BenchStore {
             store,
             sqlite,
             dir,
+            postgres,
             info: _,
         } = self;
+        if let Some(pg) = &postgres {
+            pg_exec(pg, &format!("DROP SCHEMA \"{}\" CASCADE", pg.schema())).await?;
+        }
         if Arc::strong_count(&store) != 1 {
             return Err(BenchError::Setup(
                 "the store is closed while a runtime still uses it".into(),
@@ -793,6 +935,23 @@ pub async fn run_w3(
     timed_loads(cqrs, n, params.loads).await
 }
 
+/// [`run_w3`] on `bench_store`: on `postgres`, `VACUUM ANALYZE` of the tables between
+/// the pre-append and the loads (untimed).
+pub async fn run_w3_on(
+    bench_store: &BenchStore,
+    cqrs: &Cqrs<BankAccount>,
+    params: &BenchParams,
+    snapshots: bool,
+) -> Result<LoadRun, BenchError> {
+    let n = params.events;
+    let every = snapshots.then_some((cqrs, params.snapshot_every));
+    w3_pre_append(cqrs.store().as_ref(), n, every).await?;
+    if let Some(pg) = bench_store.postgres() {
+        pg_vacuum_analyze(pg).await?;
+    }
+    timed_loads(cqrs, n, params.loads).await
+}
+
 /// The measured part of W3: one untimed load of `w3-account`, then `loads` timed
 /// [`Cqrs::load`]s, each asserted (untimed) to return the state of the first `n` W3
 /// events at version `n`.
@@ -863,11 +1022,13 @@ pub(crate) fn us(ns: u64) -> f64 {
     ns as f64 / 1000.0
 }
 
-pub(crate) fn round1(x: f64) -> f64 {
+/// `x` rounded to one decimal.
+pub fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
-pub(crate) fn profile() -> &'static str {
+/// `release` or `debug`.
+pub fn profile() -> &'static str {
     if cfg!(debug_assertions) {
         "debug"
     } else {
@@ -921,11 +1082,21 @@ fn command_notes(store: &StoreInfo, cache: bool) -> String {
              committed), inside the timed call (the framework's projections come in a later \
              issue); default retry policy, no conflicts possible"
         ),
+        Backend::Postgres => format!(
+            "{cache}; no snapshots; one append (one transaction, one round trip) per \
+             accepted command, no group commit, no batching of commands; {description}; \
+             JSON codec; read model AccountSummary is an in-process Mutex<HashMap>, not a \
+             table in the database and not in the event transaction, updated synchronously \
+             by the harness from the committed events after each successful execute \
+             returned (so after the event transaction committed), inside the timed call \
+             (the framework's projections come in a later issue); default retry policy, no \
+             conflicts possible"
+        ),
     }
 }
 
 /// Adds `p50_us` and `p99_us` (nearest rank) of `latencies_ns`.
-pub(crate) fn insert_percentiles(m: &mut serde_json::Map<String, Value>, latencies_ns: &[u64]) {
+pub fn insert_percentiles(m: &mut serde_json::Map<String, Value>, latencies_ns: &[u64]) {
     m.insert(
         "p50_us".into(),
         us(nearest_rank(latencies_ns, 50, 100)).into(),
@@ -993,18 +1164,24 @@ pub fn load_json(
     );
     m.insert("wall_s".into(), run.total.as_secs_f64().into());
     let description = &store.description;
+    let vacuum = match store.backend {
+        Backend::Postgres => {
+            ", then VACUUM ANALYZE of the events, streams and snapshots tables (untimed)"
+        }
+        _ => "",
+    };
     let notes = match snapshot_every {
         None => format!(
             "Cqrs::load (bypasses the aggregate cache: reads the whole stream from the \
              store and decodes and applies every event, JSON codec); no snapshots; \
-             {description}; pre-append with EventStore::append in batches of 100; wall_s is \
-             the sum of the timed loads"
+             {description}; pre-append with EventStore::append in batches of 100{vacuum}; \
+             wall_s is the sum of the timed loads"
         ),
         Some(every) => format!(
             "Cqrs::load with SnapshotPolicy::every({every}) (bypasses the aggregate cache: \
              reads the newest snapshot, JSON, and decodes and applies the events after it); \
              {description}; pre-append with EventStore::append in batches of 100, a snapshot \
-             taken with Cqrs::snapshot after each batch reaching a multiple of {every}; \
+             taken with Cqrs::snapshot after each batch reaching a multiple of {every}{vacuum}; \
              events_per_s counts all N events the state reflects; wall_s is the sum of the \
              timed loads"
         ),
@@ -1037,8 +1214,20 @@ pub async fn run_workload(
     cache: bool,
     rep: u32,
 ) -> Result<Value, BenchError> {
+    run_workload_with(backend, &pg_url(), workload, params, cache, rep).await
+}
+
+/// [`run_workload`] with the `postgres` backend on the server at `pg_url`.
+pub async fn run_workload_with(
+    backend: Backend,
+    pg_url: &str,
+    workload: Workload,
+    params: &BenchParams,
+    cache: bool,
+    rep: u32,
+) -> Result<Value, BenchError> {
     params.validate()?;
-    let bench_store = BenchStore::open(backend).await?;
+    let bench_store = BenchStore::open_with(backend, pg_url).await?;
     let info = bench_store.info().clone();
     let mut line = match workload {
         Workload::W1 | Workload::W2 => {
@@ -1052,14 +1241,14 @@ pub async fn run_workload(
         }
         Workload::W3 => {
             let cqrs = cqrs_over(bench_store.store(), true, params.accounts);
-            let run = run_w3(&cqrs, params, false).await?;
+            let run = run_w3_on(&bench_store, &cqrs, params, false).await?;
             load_json(&info, params, rep, &run, None)
         }
         Workload::W3Snapshot => {
             let cqrs = Cqrs::<BankAccount>::builder(bench_store.store())
                 .snapshots(SnapshotPolicy::every(params.snapshot_every))
                 .build();
-            let run = run_w3(&cqrs, params, true).await?;
+            let run = run_w3_on(&bench_store, &cqrs, params, true).await?;
             load_json(&info, params, rep, &run, Some(params.snapshot_every))
         }
     };

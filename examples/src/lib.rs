@@ -6,6 +6,7 @@
 //!   `AccountSummary` read model.
 //! - [`harness`]: the measurements of `bank-bench`, shared by the binary and the tests.
 //! - [`decode_bench`]: decode throughput of current-version and upcast events.
+//! - [`pg_bench`]: the plain-SQL limit of the `postgres` backend (single-event inserts).
 //! - [`sqlite_bench`]: the SQLite store's append latency as it grows, snapshot loads of
 //!   a very long stream, and the plain-SQL baseline.
 //!
@@ -16,5 +17,6 @@
 pub mod bank;
 pub mod decode_bench;
 pub mod harness;
+pub mod pg_bench;
 pub mod sqlite_bench;
 pub mod workload;

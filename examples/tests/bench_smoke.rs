@@ -129,7 +129,7 @@ fn test_dir(name: &str) -> PathBuf {
 }
 
 #[test]
-fn the_binary_prints_one_line_per_measurement_and_skips_what_is_not_built() {
+fn the_binary_prints_one_line_per_measurement() {
     let dir = test_dir("bank-bench-smoke");
     let out_file = dir.join("out.jsonl");
     let scratch = dir.join("tmp");
@@ -137,7 +137,7 @@ fn the_binary_prints_one_line_per_measurement_and_skips_what_is_not_built() {
     let out = Command::new(env!("CARGO_BIN_EXE_bank-bench"))
         .args([
             "--backends",
-            "mem,sqlite,postgres",
+            "mem,sqlite",
             "--accounts",
             "20",
             "--commands",
@@ -156,7 +156,6 @@ fn the_binary_prints_one_line_per_measurement_and_skips_what_is_not_built() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("`postgres` is not built yet"), "{stderr}");
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<Value> = stdout
         .lines()
@@ -220,8 +219,13 @@ fn the_binary_prints_one_line_per_measurement_and_skips_what_is_not_built() {
 }
 
 #[test]
-fn the_binary_fails_when_nothing_can_run() {
-    let out = bench(&["--backends", "postgres"]);
+fn the_binary_fails_when_the_server_is_unreachable() {
+    let out = bench(&[
+        "--backends",
+        "postgres",
+        "--pg-url",
+        "postgres://bench@127.0.0.1:1/bench?connect_timeout=2",
+    ]);
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
 }
@@ -447,4 +451,71 @@ fn the_append_bench_binary_prints_every_measurement() {
     // Every measurement's directory was deleted.
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The server of the `postgres` tests: `CQRS_TEST_PG_URL`, else the suites' default.
+fn test_pg_url() -> String {
+    std::env::var("CQRS_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Every workload and the raw limit on PostgreSQL, small parameters, each in a fresh
+/// schema that is dropped afterwards. Skipped (reason printed) when the server is
+/// unreachable, unless `CI=true`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_workload_runs_on_postgres_and_says_how() {
+    use cqrs_core::StoreError;
+    use cqrs_core::store::postgres::PostgresConnectError;
+    use cqrs_examples::harness::{BenchError, run_workload_with};
+
+    let url = test_pg_url();
+    let params = small();
+    let first = run_workload_with(Backend::Postgres, &url, Workload::W1, &params, true, 1).await;
+    let first = match first {
+        Ok(line) => line,
+        Err(BenchError::Open {
+            source: StoreError::Backend(source),
+            ..
+        }) if std::env::var("CI").as_deref() != Ok("true")
+            && source
+                .downcast_ref::<PostgresConnectError>()
+                .is_some_and(PostgresConnectError::is_unreachable) =>
+        {
+            eprintln!("skipped: {source}");
+            return;
+        }
+        Err(e) => panic!("postgres at {url}: {e}"),
+    };
+    assert_backend_common(&first, "postgres", "W1", 1);
+    assert!(
+        first["notes"]
+            .as_str()
+            .unwrap()
+            .contains("pool of at most 10")
+    );
+    for (workload, cache) in [
+        (Workload::W1, false),
+        (Workload::W2, true),
+        (Workload::W2, false),
+    ] {
+        let line = run_workload_with(Backend::Postgres, &url, workload, &params, cache, 1)
+            .await
+            .unwrap();
+        assert_backend_common(&line, "postgres", workload.name(), 1);
+        assert_eq!(line["params"]["cache"], cache);
+    }
+    for workload in [Workload::W3, Workload::W3Snapshot] {
+        let line = run_workload_with(Backend::Postgres, &url, workload, &params, true, 1)
+            .await
+            .unwrap();
+        assert_backend_common(&line, "postgres", workload.name(), 1);
+        assert!(line["notes"].as_str().unwrap().contains("VACUUM ANALYZE"));
+    }
+    let raw = cqrs_examples::pg_bench::raw_single_inserts(&url, 5, 50)
+        .await
+        .unwrap();
+    assert_eq!((raw.inserts, raw.latencies_ns.len()), (50, 50));
+    let line = cqrs_examples::pg_bench::raw_json(&url, 5, 1, &raw);
+    assert_eq!(line["workload"], "raw-insert");
+    assert!(line["inserts_per_s"].as_f64().unwrap() > 0.0);
 }

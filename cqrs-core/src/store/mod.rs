@@ -4,8 +4,11 @@
 //! |---|---|---|
 //! | in-memory (tests, benchmarks) | [`memory`] | always |
 //! | SQLite (embedded, one file) | `sqlite` | `sqlite` |
+//! | PostgreSQL (shared server, gap-free global log) | `postgres` | `postgres` |
 
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
@@ -20,6 +23,8 @@ use crate::event::{NewEvent, RecordedEvent};
 use crate::snapshot::Snapshot;
 
 pub use memory::InMemoryEventStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresEventStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteEventStore;
 

@@ -7,8 +7,10 @@
 //! Prints one JSON line per (workload, backend, cache mode, repetition) to stdout and,
 //! with `--out FILE`, appends it to FILE. Exits non-zero if a check value is wrong or if
 //! nothing could run. The `sqlite` backend puts each workload's database in a fresh
-//! directory under `$TMPDIR` (else `/tmp`) and deletes it afterwards; `postgres` is not
-//! built yet. Within a repetition the backends run one after the other, each through
+//! directory under `$TMPDIR` (else `/tmp`) and deletes it afterwards; `postgres` runs each
+//! workload in a fresh schema `bench_…` of the server at `--pg-url` (pool of 10
+//! connections), dropped afterwards, and once per repetition the plain-SQL limit
+//! (`raw-insert`, `--pg-raw` single-event inserts). Within a repetition the backends run one after the other, each through
 //! every requested workload.
 
 use std::fs::OpenOptions;
@@ -16,9 +18,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use cqrs_examples::harness::{self, BenchParams, Workload, run_workload};
-
-const DEFAULT_PG_URL: &str = "postgres://bench@localhost/bench?host=/tmp&port=55432";
+use cqrs_examples::harness::{self, BenchParams, DEFAULT_PG_URL, Workload, run_workload_with};
+use cqrs_examples::pg_bench;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Backend {
@@ -102,6 +103,9 @@ struct Args {
     /// PostgreSQL URL (default: $BENCH_PG_URL, else the cluster of bench/pg-up.sh).
     #[arg(long)]
     pg_url: Option<String>,
+    /// Single-event inserts of the plain-SQL limit of `postgres` per repetition (0: skip).
+    #[arg(long, default_value_t = 10_000)]
+    pg_raw: u64,
 }
 
 fn main() -> ExitCode {
@@ -143,7 +147,7 @@ fn run(args: &Args) -> Result<usize, Box<dyn std::error::Error>> {
         Some(path) => Some(OpenOptions::new().create(true).append(true).open(path)?),
         None => None,
     };
-    let _pg_url = args
+    let pg_url = args
         .pg_url
         .clone()
         .or_else(|| std::env::var("BENCH_PG_URL").ok())
@@ -154,12 +158,7 @@ fn run(args: &Args) -> Result<usize, Box<dyn std::error::Error>> {
         match backend {
             Backend::Mem => backends.push(harness::Backend::Mem),
             Backend::Sqlite => backends.push(harness::Backend::Sqlite),
-            Backend::Postgres => eprintln!(
-                "bank-bench: backend `{}` is not built yet; skipping it",
-                backend
-                    .to_possible_value()
-                    .map_or("?".into(), |v| v.get_name().to_owned())
-            ),
+            Backend::Postgres => backends.push(harness::Backend::Postgres),
         }
     }
     backends.dedup();
@@ -168,8 +167,26 @@ fn run(args: &Args) -> Result<usize, Box<dyn std::error::Error>> {
         .enable_all()
         .build()?;
     let mut ran = 0;
+    let mut emit = |line: &serde_json::Value| -> Result<(), Box<dyn std::error::Error>> {
+        let line = serde_json::to_string(line)?;
+        println!("{line}");
+        if let Some(out) = &mut out {
+            writeln!(out, "{line}")?;
+            out.flush()?;
+        }
+        Ok(())
+    };
     for rep in args.first_rep..args.first_rep + args.rep {
         for &backend in &backends {
+            if backend == harness::Backend::Postgres && args.pg_raw > 0 {
+                let run = runtime.block_on(pg_bench::raw_single_inserts(
+                    &pg_url,
+                    args.accounts,
+                    args.pg_raw,
+                ))?;
+                emit(&pg_bench::raw_json(&pg_url, args.accounts, rep, &run))?;
+                ran += 1;
+            }
             for workload in &args.workloads {
                 let (workload, modes): (Workload, &[bool]) = match workload {
                     WorkloadArg::W1 => (Workload::W1, caches),
@@ -179,14 +196,10 @@ fn run(args: &Args) -> Result<usize, Box<dyn std::error::Error>> {
                     WorkloadArg::W3Snapshot => (Workload::W3Snapshot, &[true]),
                 };
                 for &cache in modes {
-                    let line =
-                        runtime.block_on(run_workload(backend, workload, &params, cache, rep))?;
-                    let line = serde_json::to_string(&line)?;
-                    println!("{line}");
-                    if let Some(out) = &mut out {
-                        writeln!(out, "{line}")?;
-                        out.flush()?;
-                    }
+                    let line = runtime.block_on(run_workload_with(
+                        backend, &pg_url, workload, &params, cache, rep,
+                    ))?;
+                    emit(&line)?;
                     ran += 1;
                 }
             }
