@@ -20,3 +20,11 @@ pub mod evolving_events {}
 /// The storage chapter.
 #[doc = include_str!("src/storage.md")]
 pub mod storage {}
+
+/// The read models chapter.
+#[doc = include_str!("src/read-models.md")]
+pub mod read_models {}
+
+/// The process managers chapter.
+#[doc = include_str!("src/process-managers.md")]
+pub mod process_managers {}

@@ -69,8 +69,11 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `derive` | yes | the `Event`, `Command` and `Aggregate` derives and `#[aggregate_impl]` |
+//! | `derive` | yes | the `Event`, `Command` and `Aggregate` derives, `#[aggregate_impl]` and `#[projection]` |
 //! | `sqlite` | yes | [`store::sqlite::SqliteEventStore`], the embedded store: one file, WAL, group commit (bundles SQLite, built from source with the C compiler) |
+//! | `postgres` | no | `store::postgres::PostgresEventStore`: a pooled `tokio-postgres` client, a gap-free global log, tenants, TLS |
+//!
+//! Read models, subscriptions and process managers are in [`projection`].
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
@@ -83,6 +86,7 @@ pub mod codec;
 pub mod command;
 pub mod event;
 pub mod invariant;
+pub mod projection;
 pub mod runtime;
 pub mod snapshot;
 pub mod store;
@@ -106,7 +110,7 @@ pub use runtime::{
 pub use store::{EventStore, ExpectedVersion, InMemoryEventStore, StoreError};
 
 #[cfg(feature = "derive")]
-pub use cqrs_derive::{Aggregate, Command, Event, aggregate_impl};
+pub use cqrs_derive::{Aggregate, Command, Event, aggregate_impl, projection};
 
 /// Everything an application usually needs, in one `use`.
 ///
@@ -120,7 +124,9 @@ pub mod prelude {
     pub use crate::event::{DomainEvent, EventEnvelope, Metadata, NewEvent, RecordedEvent};
     pub use crate::runtime::{CommandError, CommandResult, Committed, Cqrs, RetryPolicy};
     pub use crate::store::{EventStore, ExpectedVersion, InMemoryEventStore};
+    /// For implementing the async traits (`ProcessManager`, `Middleware`, stores).
+    pub use async_trait::async_trait;
     #[cfg(feature = "derive")]
-    pub use cqrs_derive::{Aggregate, Command, Event, aggregate_impl};
+    pub use cqrs_derive::{Aggregate, Command, Event, aggregate_impl, projection};
     pub use serde::{Deserialize, Serialize};
 }

@@ -116,3 +116,19 @@ pub(crate) struct Param {
     /// The binding name without `mut`.
     pub(crate) ident: Ident,
 }
+
+/// One `#[on(Enum::Variant)]` of a `#[projection]` block: a method and a variant it handles
+/// (a method with several `#[on]` gives one of these per variant).
+pub(crate) struct Handler<'a> {
+    pub(crate) func: &'a syn::ImplItemFn,
+    /// `BankEvent::Deposited`, as written in the attribute.
+    pub(crate) path: syn::Path,
+    /// `BankEvent`: the path without its last segment.
+    pub(crate) enum_path: syn::Path,
+    /// `Deposited`.
+    pub(crate) variant: Ident,
+    /// `#[on(.., delete)]`: the document is removed after the handler.
+    pub(crate) delete: bool,
+    /// The parameters bound to the variant's fields, in order.
+    pub(crate) fields: Vec<Param>,
+}

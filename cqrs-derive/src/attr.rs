@@ -21,6 +21,8 @@ pub(crate) const APPLY: &str = "apply";
 pub(crate) const SERVICES: &str = "services";
 pub(crate) const UPCAST: &str = "upcast";
 pub(crate) const INVARIANT: &str = "invariant";
+pub(crate) const PROJECTION: &str = "projection";
+pub(crate) const ON: &str = "on";
 
 const NAME: &str = "name";
 const VERSION: &str = "version";
@@ -41,6 +43,8 @@ const STEP_FROM: &str = "from";
 const STEP_JSON: &str = "json";
 const STEP_WITH: &str = "with";
 const STEP_INTO: &str = "into";
+const KEY: &str = "key";
+const DELETE: &str = "delete";
 
 /// A value that may be set once; setting it again is an error at the second key.
 pub(crate) struct Once<'c, T> {
@@ -1187,4 +1191,249 @@ pub(crate) fn serde_keys(attrs: &[Attribute]) -> Vec<(Path, TokenStream)> {
         }
     }
     keys
+}
+
+/// `#[projection(name = "account_summary")]` or `#[projection(name = "..", key = function)]`
+/// on a view's `impl` block.
+pub(crate) struct ProjectionArgs {
+    /// The name, if given and valid.
+    pub(crate) name: Option<LitStr>,
+    /// The function computing a document's key, if not the aggregate id.
+    pub(crate) key: Option<Path>,
+}
+
+const PROJECTION_EXAMPLE: &str = "`#[projection(name = \"account_summary\")]`";
+
+/// Whether `name` matches `^[a-z_][a-z0-9_]{0,62}$`: it names tables, checkpoints and dead
+/// letters in every backend.
+pub(crate) fn valid_view_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (1..=63).contains(&bytes.len())
+        && !bytes[0].is_ascii_digit()
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// A valid name close to an invalid one: `AccountSummary` → `account_summary`,
+/// `account-summary` → `account_summary`.
+fn suggest_view_name(name: &str) -> Option<String> {
+    let snake = crate::util::camel_to_snake(name);
+    let mut out = String::with_capacity(snake.len());
+    for c in snake.chars() {
+        let c = if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            c
+        } else {
+            '_'
+        };
+        if !(c == '_' && out.ends_with('_')) {
+            out.push(c);
+        }
+    }
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out.truncate(63);
+    (valid_view_name(&out) && out.chars().any(|c| c != '_')).then_some(out)
+}
+
+pub(crate) fn projection_args(cx: &Ctxt, args: TokenStream) -> ProjectionArgs {
+    let mut name = Once::new(cx, PROJECTION, NAME);
+    let mut key = Once::new(cx, PROJECTION, KEY);
+    // A misspelt or malformed `name` is reported once, not also as missing.
+    let mut name_reported = false;
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident(NAME) {
+            // #[projection(name = "account_summary")]
+            let value = meta.value()?;
+            if !value.peek(LitStr) {
+                name_reported = true;
+                let written: syn::Expr = value.parse()?;
+                let text = written.to_token_stream().to_string().replace(' ', "");
+                cx.error(
+                    &written,
+                    format!("`name` takes a string literal: write `name = \"{text}\"`"),
+                );
+                return Ok(());
+            }
+            let lit: LitStr = value.parse()?;
+            let value = lit.value();
+            if valid_view_name(&value) {
+                name.set(&meta.path, lit);
+            } else {
+                name_reported = true;
+                let fix = match suggest_view_name(&value) {
+                    Some(s) => format!(", e.g. `name = \"{s}\"`"),
+                    None => String::new(),
+                };
+                cx.error(
+                    &lit,
+                    format!(
+                        "\"{value}\" is not a valid projection name: it names the view's \
+                         documents, checkpoint and dead letters in every store, so it is 1 to 63 \
+                         lowercase ASCII letters, digits and `_`, not starting with a digit{fix}"
+                    ),
+                );
+            }
+        } else if meta.path.is_ident(KEY) {
+            // #[projection(name = "..", key = document_key)]
+            let func = rust_value::<Path>(meta.value()?, PROJECTION, KEY, "a function path")?;
+            key.set(&meta.path, func);
+        } else {
+            let (error, suggestion) = unknown_key(&meta, PROJECTION, &[NAME, KEY]);
+            name_reported |= suggestion == Some(NAME);
+            cx.syn_error(error);
+            skip_value(&meta)?;
+        }
+        Ok(())
+    });
+    let at = if args.is_empty() {
+        proc_macro2::Span::call_site()
+    } else {
+        syn::spanned::Spanned::span(&args)
+    };
+    if let Err(e) = syn::parse::Parser::parse2(parser, args) {
+        cx.syn_error(e);
+        name_reported = true;
+    }
+    let (name, key) = (name.get(), key.get());
+    if name.is_none() && !name_reported {
+        cx.syn_error(syn::Error::new(
+            at,
+            format!(
+                "a projection needs a name: it names the view's documents, its checkpoint and \
+                 its dead letters; write {PROJECTION_EXAMPLE}"
+            ),
+        ));
+    }
+    ProjectionArgs { name, key }
+}
+
+/// One `#[on(Enum::Variant)]` or `#[on(Enum::Variant, delete)]` of a view's method.
+pub(crate) struct OnAttr {
+    /// `BankEvent::Deposited`, as written.
+    pub(crate) path: Path,
+    /// `delete`: the document is removed after the handler.
+    pub(crate) delete: bool,
+}
+
+const ON_EXAMPLE: &str = "`#[on(AccountEvent::Deposited)]`";
+
+/// Reads every `#[on(..)]` of a method (a method may handle several variants); the ones
+/// written wrong are reported and left out.
+pub(crate) fn on(cx: &Ctxt, attrs: &[Attribute]) -> Vec<OnAttr> {
+    let mut found = Vec::new();
+    for attr in attrs.iter().filter(|a| is_on(a)) {
+        let list = match &attr.meta {
+            Meta::List(list) if !list.tokens.is_empty() => list,
+            Meta::List(list) => {
+                cx.error(
+                    list,
+                    format!(
+                        "`#[on(..)]` names the event variant the method handles, with its enum: \
+                         write {ON_EXAMPLE}"
+                    ),
+                );
+                continue;
+            }
+            _ => {
+                cx.error(
+                    attr,
+                    format!(
+                        "`#[on]` names the event variant the method handles, with its enum: \
+                         write {ON_EXAMPLE}"
+                    ),
+                );
+                continue;
+            }
+        };
+        match list.parse_args_with(|input: ParseStream<'_>| parse_on(cx, input)) {
+            Ok(Some(on)) => found.push(on),
+            Ok(None) => {}
+            Err(e) => cx.syn_error(e),
+        }
+    }
+    found
+}
+
+fn parse_on(cx: &Ctxt, input: ParseStream<'_>) -> syn::Result<Option<OnAttr>> {
+    let errors_before = cx.error_count();
+    let path = match input.call(Path::parse_mod_style) {
+        Ok(path) => path,
+        Err(_) => {
+            return Err(syn::Error::new(
+                input.span(),
+                format!(
+                    "`#[on(..)]` starts with the path of the event variant the method handles: \
+                     write {ON_EXAMPLE}"
+                ),
+            ));
+        }
+    };
+    if input.peek(syn::token::Brace) || input.peek(syn::token::Paren) {
+        let fields: proc_macro2::Group = input.parse()?;
+        let mut at = path.to_token_stream();
+        fields.to_tokens(&mut at);
+        let text = path.to_token_stream().to_string().replace(' ', "");
+        cx.error(
+            at,
+            format!(
+                "`#[on(..)]` names the variant alone, without fields: write `#[on({text})]`; \
+                 the method's parameters name the fields it reads"
+            ),
+        );
+    } else if path.segments.len() < 2 {
+        let text = path.to_token_stream().to_string();
+        cx.error(
+            &path,
+            format!(
+                "`#[on({text})]` names a variant without its enum (a view may read several event \
+                 enums): write `#[on(EventEnum::{text})]`"
+            ),
+        );
+    }
+    let mut delete = Once::new(cx, ON, DELETE);
+    while !input.is_empty() {
+        input.parse::<Token![,]>()?;
+        if input.is_empty() {
+            break;
+        }
+        let flag: syn::Ident = input.call(syn::ext::IdentExt::parse_any)?;
+        let name = flag.to_string();
+        if input.peek(Token![=]) {
+            // `delete = true` and the like: a flag takes no value.
+            let mut at = flag.to_token_stream();
+            while !input.is_empty() && !input.peek(Token![,]) {
+                at.extend([input.parse::<proc_macro2::TokenTree>()?]);
+            }
+            let fix = if name == DELETE {
+                "write `delete` alone".to_owned()
+            } else {
+                format!("expected {}", one_of(&[DELETE]))
+            };
+            cx.error(
+                at,
+                format!("`#[on(..)]` takes flags, not keys with values: {fix}"),
+            );
+        } else if name == DELETE {
+            // #[on(OrderEvent::Closed, delete)]
+            delete.set(&flag, ());
+        } else {
+            let message = match did_you_mean(&name, &[DELETE]) {
+                Some(k) => format!("unknown flag `{name}` in `#[on(..)]`: did you mean `{k}`?"),
+                None => format!(
+                    "unknown flag `{name}` in `#[on(..)]`; expected `delete` (the document is \
+                     removed after the handler)"
+                ),
+            };
+            cx.error(&flag, message);
+        }
+    }
+    let delete = delete.get().is_some();
+    Ok((cx.error_count() == errors_before).then_some(OnAttr { path, delete }))
+}
+
+/// Whether an attribute is `#[on..]`, to read or strip it.
+pub(crate) fn is_on(attr: &Attribute) -> bool {
+    attr.path().is_ident(ON)
 }

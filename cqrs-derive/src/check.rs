@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use quote::ToTokens;
 use syn::{FnArg, Pat, ReturnType, Type};
 
-use crate::ast::{Enum, Method, Param};
+use crate::ast::{Enum, Handler, Method, Param};
 use crate::attr::{self, MethodKind, StepKind, UpcastStep};
 use crate::ctxt::Ctxt;
 use crate::util::snake_to_camel;
@@ -383,4 +383,104 @@ pub(crate) fn upcast_chain<'s, 'a>(
         }
     }
     ok.then_some(ordered)
+}
+
+/// Reads and checks the shape of an `#[on(..)]` method of a view: `&mut self` first, then
+/// plain names borrowing the variant's fields; not generic, not `async`. Returns the
+/// parameters, or `None` after reporting what is wrong. The return type is left to rustc
+/// (nothing, or a `Result<(), E: Display>`).
+pub(crate) fn on_method(cx: &Ctxt, func: &syn::ImplItemFn) -> Option<Vec<Param>> {
+    let sig = &func.sig;
+    let name = &sig.ident;
+    let mut ok = true;
+    match sig.inputs.first() {
+        Some(FnArg::Receiver(r)) => {
+            if r.reference.is_none() || r.mutability.is_none() || r.colon_token.is_some() {
+                let found = r.to_token_stream().to_string().replace("& ", "&");
+                cx.error(
+                    r,
+                    format!(
+                        "`#[on]` method `{name}` takes `&mut self`, found `{found}`: a handler \
+                         updates the view's document"
+                    ),
+                );
+                ok = false;
+            }
+        }
+        _ => {
+            cx.error(
+                name,
+                format!(
+                    "`#[on]` method `{name}` must take `&mut self` first: a handler updates the \
+                     view's document"
+                ),
+            );
+            ok = false;
+        }
+    }
+    if !sig.generics.params.is_empty() {
+        cx.error(
+            &sig.generics,
+            format!("`#[on]` method `{name}` cannot be generic"),
+        );
+        ok = false;
+    }
+    if let Some(asyncness) = sig.asyncness {
+        cx.error(
+            asyncness,
+            format!(
+                "`#[on]` method `{name}` cannot be `async`: a projection applies events \
+                 synchronously, inside the store's transaction; remove `async`"
+            ),
+        );
+        ok = false;
+    }
+    let mut fields = Vec::new();
+    for input in sig.inputs.iter().skip(1) {
+        let FnArg::Typed(pat_type) = input else {
+            continue;
+        };
+        let ident = match &*pat_type.pat {
+            Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => p.ident.clone(),
+            other => {
+                cx.error(
+                    other,
+                    "`#[on]` parameters are plain names that match the variant's fields (`_0`, \
+                     `_1`, … for tuple fields)",
+                );
+                ok = false;
+                continue;
+            }
+        };
+        if !matches!(*pat_type.ty, Type::Reference(_)) {
+            let ty = crate::util::type_to_string(&pat_type.ty);
+            cx.error(
+                &pat_type.ty,
+                format!("`#[on]` parameters borrow the event's fields: write `{ident}: &{ty}`"),
+            );
+            ok = false;
+        }
+        fields.push(Param { ident });
+    }
+    ok.then_some(fields)
+}
+
+/// One handler per variant: the document would otherwise change twice for one event, in
+/// an order nobody chose.
+pub(crate) fn one_handler_per_variant(cx: &Ctxt, handlers: &[Handler<'_>]) {
+    let mut seen: HashMap<String, &syn::Ident> = HashMap::new();
+    for h in handlers {
+        let path = h.path.to_token_stream().to_string().replace(' ', "");
+        if let Some(first) = seen.get(&path) {
+            cx.error(
+                &h.path,
+                format!(
+                    "`{path}` is already handled by `{first}`: a view has one handler per \
+                     variant; keep one, or call one method from the other"
+                ),
+            );
+        } else {
+            seen.insert(path, &h.func.sig.ident);
+        }
+    }
 }

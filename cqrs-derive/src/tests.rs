@@ -1173,3 +1173,289 @@ mod invariant {
         assert_errors(&out, &[]);
     }
 }
+
+mod projection {
+    use super::*;
+
+    fn projection(args: TokenStream, item: syn::Item) -> TokenStream {
+        expand::projection::expand(args, item)
+    }
+
+    #[test]
+    fn a_well_formed_block_has_no_errors() {
+        let out = projection(
+            quote!(name = "account_summary", key = keys::by_owner),
+            parse_quote! {
+                impl AccountSummary {
+                    #[on(BankEvent::Opened)]
+                    fn opened(&mut self) {}
+                    #[on(BankEvent::Deposited)]
+                    fn deposited(&mut self, balance: &u64) -> Result<(), String> { Ok(()) }
+                    #[on(events::OrderEvent::Shipped)]
+                    #[on(events::OrderEvent::Closed, delete)]
+                    fn touched(&mut self, _0: &str) {}
+                    fn helper(&self) -> u64 { 0 }
+                }
+            },
+        );
+        assert_errors(&out, &[]);
+        let out = out.to_string();
+        assert!(!out.contains("# [on"), "our attributes are stripped");
+        assert!(out.contains("fn helper (& self) -> u64"));
+        assert!(out.contains("impl :: cqrs_core :: projection :: View for AccountSummary"));
+        assert!(out.contains("const NAME : & 'static str = \"account_summary\""));
+        // One alias per enum, in the order first met.
+        assert!(out.contains("type __CqrsEvents0 = BankEvent ;"));
+        assert!(out.contains("type __CqrsEvents1 = events :: OrderEvent ;"));
+        assert!(!out.contains("__CqrsEvents2"));
+        assert!(
+            out.contains(
+                "< __CqrsEvents0 as __CqrsEventEnum > :: __stored_names (& [\"Opened\" , \"Deposited\"])"
+            )
+        );
+        assert!(out.contains(
+            "< __CqrsEvents1 as __CqrsEventEnum > :: __stored_names (& [\"Shipped\" , \"Closed\"])"
+        ));
+        // Fields bound by name; tuple fields by index.
+        assert!(out.contains("__CqrsEvents0 :: Deposited { balance , .. }"));
+        assert!(out.contains("__CqrsEvents1 :: Shipped { 0 : _0 , .. }"));
+        // `delete` only on the arm that asks for it.
+        assert_eq!(
+            out.matches("= :: core :: option :: Option :: None").count(),
+            1
+        );
+        // The key function, and the check that the enums share no stored name.
+        assert!(out.contains("fn key"));
+        assert!(out.contains("keys :: by_owner"));
+        assert!(out.contains("this view handles `BankEvent::Opened`, whose stored type name is also one of `events::OrderEvent`'s"));
+    }
+
+    #[test]
+    fn without_a_key_function_the_trait_default_is_kept() {
+        let out = projection(
+            quote!(name = "v"),
+            parse_quote! {
+                impl V {
+                    #[on(E::A)]
+                    fn a(&mut self) {}
+                }
+            },
+        );
+        assert_errors(&out, &[]);
+        let out = out.to_string();
+        assert!(!out.contains("fn key"));
+        // One enum: nothing to collide with.
+        assert!(!out.contains("whose stored type name"));
+    }
+
+    #[test]
+    fn names_are_checked() {
+        for ok in ["a", "_", "account_summary", "v2", &"x".repeat(63)] {
+            assert!(crate::attr::valid_view_name(ok), "{ok}");
+        }
+        for bad in ["", "2fast", "Account", "a-b", "a b", "é", &"x".repeat(64)] {
+            assert!(!crate::attr::valid_view_name(bad), "{bad}");
+        }
+        let item: syn::Item = parse_quote! {
+            impl V {
+                #[on(E::A)]
+                fn a(&mut self) {}
+            }
+        };
+        assert_errors(
+            &projection(quote!(name = "AccountSummary"), item.clone()),
+            &["\"AccountSummary\" is not a valid projection name"],
+        );
+        // The error suggests a valid name close to the one written.
+        for (bad, fix) in [
+            ("AccountSummary", "account_summary"),
+            ("Order-Lines 2", "order_lines_2"),
+            ("2fast", "_2fast"),
+        ] {
+            let out = projection(quote!(name = #bad), item.clone());
+            let message = &errors(&out)[0];
+            assert!(
+                message.contains(&format!("e.g. `name = \"{fix}\"`")),
+                "{message}"
+            );
+        }
+        let out = projection(quote!(name = "--"), item.clone());
+        assert!(!errors(&out)[0].contains("e.g."));
+        assert_errors(
+            &projection(quote!(name = account_summary), item.clone()),
+            &["`name` takes a string literal: write `name = \"account_summary\"`"],
+        );
+        assert_errors(
+            &projection(quote!(), item.clone()),
+            &["a projection needs a name"],
+        );
+        assert_errors(
+            &projection(quote!(key = k), item.clone()),
+            &["a projection needs a name"],
+        );
+        // A misspelt `name` is reported once, not also as missing.
+        assert_errors(
+            &projection(quote!(nam = "v"), item.clone()),
+            &["unknown key `nam` in `#[projection(..)]`: did you mean `name`?"],
+        );
+        assert_errors(
+            &projection(quote!(name = "v", key = "by_owner"), item),
+            &[
+                "`key` in `#[projection(..)]` takes a function path written as Rust, not a string: \
+               write `key = by_owner`",
+            ],
+        );
+    }
+
+    #[test]
+    fn every_mistake_is_reported_together() {
+        let out = projection(
+            quote!(name = "v", name = "w", order = 1),
+            parse_quote! {
+                impl V {
+                    #[on]
+                    fn a(&mut self) {}
+                    #[on()]
+                    fn b(&mut self) {}
+                    #[on = "E::C"]
+                    fn c(&mut self) {}
+                    #[on(D)]
+                    fn d(&mut self) {}
+                    #[on(E::F { x })]
+                    fn f(&mut self, x: &u8) {}
+                    #[on(E::G, delete, delete)]
+                    fn g(&self) {}
+                    #[on(E::H, delet)]
+                    fn h() {}
+                    #[on(E::I, delete = true)]
+                    async fn i<T>(self, (x, y): (u8, u8), z: u8) {}
+                    #[on(E::J)]
+                    const J: u8 = 0;
+                }
+            },
+        );
+        assert_errors(
+            &out,
+            &[
+                "duplicate `name` key in `#[projection(..)]`",
+                "unknown key `order` in `#[projection(..)]`; expected `name` or `key`",
+                "`#[on]` names the event variant the method handles, with its enum",
+                "`#[on(..)]` names the event variant the method handles, with its enum",
+                "`#[on]` names the event variant the method handles, with its enum",
+                "`#[on(D)]` names a variant without its enum",
+                "`#[on(..)]` names the variant alone, without fields: write `#[on(E::F)]`",
+                "duplicate `delete` key in `#[on(..)]`",
+                "`#[on]` method `g` takes `&mut self`, found `&self`",
+                "unknown flag `delet` in `#[on(..)]`: did you mean `delete`?",
+                "`#[on]` method `h` must take `&mut self` first",
+                "`#[on(..)]` takes flags, not keys with values: write `delete` alone",
+                "`#[on]` method `i` takes `&mut self`, found `self`",
+                "`#[on]` method `i` cannot be generic",
+                "`#[on]` method `i` cannot be `async`",
+                "`#[on]` parameters are plain names",
+                "`#[on]` parameters borrow the event's fields: write `z: &u8`",
+                "`#[on(..)]` marks a method that handles an event: put it on a `fn`",
+            ],
+        );
+        // Beside the errors, a stub `View` (named as far as it could be read) so that
+        // nothing else fails, and none of the generated checks.
+        let out = out.to_string();
+        assert!(out.contains("the #[projection] block has errors"));
+        assert!(out.contains("const NAME : & 'static str = \"v\""));
+        assert!(!out.contains("# [on"), "our attributes are stripped");
+        assert!(!out.contains("__stored_names"));
+    }
+
+    #[test]
+    fn a_variant_is_handled_once() {
+        let out = projection(
+            quote!(name = "v"),
+            parse_quote! {
+                impl V {
+                    #[on(E::A)]
+                    fn a(&mut self) {}
+                    #[on(E::B)]
+                    #[on(E :: A, delete)]
+                    fn b(&mut self) {}
+                    // Another enum's variant of the same name is another variant.
+                    #[on(F::A)]
+                    fn c(&mut self) {}
+                }
+            },
+        );
+        assert_errors(
+            &out,
+            &["`E::A` is already handled by `a`: a view has one handler per variant"],
+        );
+    }
+
+    #[test]
+    fn a_block_without_handlers_is_rejected() {
+        let out = projection(
+            quote!(name = "v"),
+            parse_quote! {
+                impl V {
+                    fn helper(&self) {}
+                }
+            },
+        );
+        assert_errors(&out, &["this view handles no event"]);
+    }
+
+    #[test]
+    fn only_an_inherent_impl_takes_the_attribute() {
+        let out = projection(
+            quote!(name = "v"),
+            parse_quote! {
+                struct Summary { balance: u64 }
+            },
+        );
+        assert_errors(
+            &out,
+            &[
+                "`#[projection]` goes on a view type's `impl` block, not on a struct: put \
+               `#[projection(..)]` on an `impl Summary { .. }` block",
+            ],
+        );
+        // The struct itself is kept.
+        assert!(out.to_string().contains("struct Summary"));
+
+        let out = projection(
+            quote!(name = "v"),
+            parse_quote! {
+                fn summary() {}
+            },
+        );
+        assert_errors(&out, &["not on a function"]);
+
+        let out = projection(
+            quote!(name = "v"),
+            parse_quote! {
+                impl Update for Summary {
+                    #[on(E::A)]
+                    fn a(&mut self) {}
+                }
+            },
+        );
+        assert_errors(
+            &out,
+            &[
+                "`#[projection]` goes on the view's own `impl Summary { .. }` block, not on a \
+               trait impl",
+            ],
+        );
+        // No stub: it could clash with the trait impl (`impl View for Summary`).
+        assert!(!out.to_string().contains("block has errors"));
+
+        let out = projection(
+            quote!(name = "v"),
+            parse_quote! {
+                impl<T> Summary<T> {
+                    #[on(E::A)]
+                    fn a(&mut self) {}
+                }
+            },
+        );
+        assert_errors(&out, &["does not support generic impl blocks"]);
+    }
+}

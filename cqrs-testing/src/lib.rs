@@ -251,6 +251,7 @@ pub mod app;
 pub mod conformance;
 pub mod golden;
 pub mod properties;
+pub mod read_side;
 mod scenarios;
 
 /// Brings [`AggregateScenario`], [`AppScenario`](app::AppScenario) and the

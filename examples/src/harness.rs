@@ -7,6 +7,12 @@
 //! temporary directory, deleted afterwards), runs one workload on it and turns the result
 //! into the JSON line of section 6, after asserting the check values.
 //!
+//! In W1/W2 the read model [`AccountSummary`] is the framework's: an inline projection
+//! ([`bank_runtime`]), whose documents live in the store's views and change in the
+//! append's transaction; the check values are read back from those views
+//! ([`ViewStoreExt::all`]) after the clock stops. [`run_catch_up`] measures the same
+//! view as an async projection catching up with a pre-appended log (`projection-bench`).
+//!
 //! ```
 //! use cqrs_examples::harness::{Backend, BenchParams, Workload, run_mem, run_workload};
 //!
@@ -27,6 +33,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use cqrs_core::prelude::*;
+use cqrs_core::projection::{
+    ProjectionRunner, RunnerOptions, ViewProjection, ViewStore, ViewStoreExt,
+};
 use cqrs_core::snapshot::SnapshotPolicy;
 use cqrs_core::store::postgres::{PostgresEventStore, PostgresOptions};
 use cqrs_core::store::sqlite::{Durability, SqliteEventStore, SqliteOptions, SqliteStats};
@@ -35,8 +44,8 @@ use serde_json::{Value, json};
 
 use crate::bank::{BankAccount, BankError};
 use crate::workload::{
-    self, AccountSummaries, CheckValues, Planned, W3_ACCOUNT, round_robin_plan, task_accounts,
-    w3_events, w3_final_balance,
+    self, AccountSummary, CheckValues, Planned, SummaryTotals, W3_ACCOUNT, catch_up_events,
+    catch_up_share, catch_up_summary, round_robin_plan, task_accounts, w3_events, w3_final_balance,
 };
 
 /// The value of the JSON field `framework`.
@@ -247,6 +256,21 @@ pub enum BenchError {
     /// closed, pragmas that differ between the adapter and the baseline, …).
     #[error("{0}")]
     Setup(String),
+    /// An async projection's catch-up did not end with the fold of the appended events.
+    #[error(
+        "projection catch-up: expected {expected:?} at position {head}, observed {observed:?} \
+         at position {position}"
+    )]
+    CatchUp {
+        /// The totals of the fold of the appended events.
+        expected: SummaryTotals,
+        /// The totals of the view's documents.
+        observed: SummaryTotals,
+        /// The head of the log.
+        head: u64,
+        /// The projection's checkpoint.
+        position: u64,
+    },
 }
 
 /// What a W1 or W2 run measured.
@@ -256,10 +280,10 @@ pub struct CommandRun {
     pub wall: Duration,
     /// Every command's latency in nanoseconds, sorted.
     pub latencies_ns: Vec<u64>,
-    /// The check values observed: counts from the command results, sums from the read
-    /// model.
+    /// The check values observed: counts from the command results, sums from the
+    /// `AccountSummary` documents in the store's views.
     pub observed: CheckValues,
-    /// Rows in the read model.
+    /// `AccountSummary` documents in the store's views.
     pub rows: usize,
 }
 
@@ -308,14 +332,98 @@ pub fn nearest_rank(sorted: &[u64], num: u64, den: u64) -> u64 {
     sorted[(rank - 1) as usize]
 }
 
-/// A fresh runtime over a fresh in-memory store, with the aggregate cache on (capacity
-/// at least `accounts`) or off (`cache_capacity(0)`: every command replays its stream).
-pub fn mem_cqrs(cache: bool, accounts: usize) -> Cqrs<BankAccount> {
-    cqrs_over(Arc::new(InMemoryEventStore::new()), cache, accounts)
+/// The bank's command runtime and the view store its read model lives in: what W1/W2
+/// run on.
+///
+/// ```
+/// use cqrs_core::projection::ViewStoreExt;
+/// use cqrs_examples::bank::BankCommand;
+/// use cqrs_examples::harness::mem_cqrs;
+/// use cqrs_examples::workload::AccountSummary;
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let bank = mem_cqrs(true, 1);
+/// let open = BankCommand::OpenAccount { account_id: "a".into(), owner: "ann".into() };
+/// bank.cqrs().execute("a", open).await.unwrap();
+/// bank.cqrs().execute("a", BankCommand::Deposit { amount: 3 }).await.unwrap();
+/// let row = bank.views().get::<AccountSummary>("a").await.unwrap();
+/// assert_eq!(row, Some(AccountSummary { balance: 3, tx_count: 1 }));
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct BankRuntime {
+    cqrs: Cqrs<BankAccount>,
+    views: Arc<dyn ViewStore>,
 }
 
-/// A fresh runtime over `store`, with the aggregate cache on (capacity at least
-/// `accounts`) or off, as [`mem_cqrs`] builds one over an in-memory store.
+impl BankRuntime {
+    /// The command runtime (with the inline `AccountSummary` projection).
+    pub fn cqrs(&self) -> &Cqrs<BankAccount> {
+        &self.cqrs
+    }
+
+    /// The store's views, where the `AccountSummary` documents are.
+    pub fn views(&self) -> &Arc<dyn ViewStore> {
+        &self.views
+    }
+
+    /// The event store (the same object as the views).
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        self.cqrs.store()
+    }
+
+    /// The totals of the `AccountSummary` documents.
+    pub async fn summary_totals(&self) -> Result<SummaryTotals, BenchError> {
+        summary_totals(self.views.as_ref()).await
+    }
+}
+
+/// The totals of the `AccountSummary` documents in `views` (read with
+/// [`ViewStoreExt::all`]).
+pub async fn summary_totals(views: &dyn ViewStore) -> Result<SummaryTotals, BenchError> {
+    let rows = views
+        .all::<AccountSummary>()
+        .await
+        .map_err(|source| BenchError::StoreOp {
+            what: "reading the AccountSummary documents",
+            source,
+        })?;
+    Ok(SummaryTotals::of(&rows))
+}
+
+/// A fresh runtime over a fresh in-memory store, with the aggregate cache on (capacity
+/// at least `accounts`) or off (`cache_capacity(0)`: every command replays its stream),
+/// and the inline `AccountSummary` projection.
+pub fn mem_cqrs(cache: bool, accounts: usize) -> BankRuntime {
+    let store = InMemoryEventStore::new();
+    bank_runtime(Arc::new(store.clone()), Arc::new(store), cache, accounts)
+}
+
+/// A runtime over `store` with the aggregate cache on (capacity at least `accounts`) or
+/// off, and the read model [`AccountSummary`] as an inline projection
+/// ([`CqrsBuilder::inline_projection`](cqrs_core::CqrsBuilder::inline_projection)): its
+/// documents change in each append's transaction, in `views`, which must be the same
+/// store object as `store`.
+pub fn bank_runtime(
+    store: Arc<dyn EventStore>,
+    views: Arc<dyn ViewStore>,
+    cache: bool,
+    accounts: usize,
+) -> BankRuntime {
+    let capacity = if cache {
+        CACHE_CAPACITY.max(accounts)
+    } else {
+        0
+    };
+    let cqrs = Cqrs::<BankAccount>::builder(store)
+        .cache_capacity(capacity)
+        .inline_projection(ViewProjection::<AccountSummary>::new())
+        .build();
+    BankRuntime { cqrs, views }
+}
+
+/// A plain runtime over `store` (no read model), with the aggregate cache on (capacity
+/// at least `accounts`) or off: what W3 loads through.
 pub fn cqrs_over(store: Arc<dyn EventStore>, cache: bool, accounts: usize) -> Cqrs<BankAccount> {
     let capacity = if cache {
         CACHE_CAPACITY.max(accounts)
@@ -512,8 +620,9 @@ impl StoreInfo {
             "PostgreSQL store (PostgresOptions::new(url).schema(fresh).pool_size({PG_POOL_SIZE})\
              .connect(): tokio-postgres client, deadpool-postgres pool of at most \
              {PG_POOL_SIZE} connections, recycling Fast, tenant \"\", default read_wait; \
-             each append is one round trip, SELECT append_events(...) (prepared), its own \
-             transaction committed before the append returns; no group commit; gap-free \
+             a plain append is one round trip, SELECT append_events(...) (prepared), its \
+             own transaction committed before the append returns (an append with inline \
+             projections: three, see the read model); no group commit; gap-free \
              global log bookkeeping (xid8 per event, position claim) on); server PostgreSQL \
              {version}, fsync={fsync}, synchronous_commit={sync}, shared_buffers={buffers}; \
              url {url}; one fresh schema `bench_<pid>_<nanos>_<n>` per workload (so empty \
@@ -616,6 +725,7 @@ pub async fn wait_closed(db: PathBuf, timeout: Duration) -> Result<(), BenchErro
 pub struct BenchStore {
     info: StoreInfo,
     store: Arc<dyn EventStore>,
+    views: Arc<dyn ViewStore>,
     sqlite: Option<SqliteEventStore>,
     dir: Option<ScratchDir>,
     postgres: Option<PostgresEventStore>,
@@ -646,24 +756,30 @@ impl BenchStore {
                 Ok(Self {
                     info,
                     store: Arc::new(store.clone()),
+                    views: Arc::new(store.clone()),
                     sqlite: None,
                     dir: None,
                     postgres: Some(store),
                 })
             }
-            Backend::Mem => Ok(Self {
-                info: StoreInfo::mem(),
-                store: Arc::new(InMemoryEventStore::new()),
-                sqlite: None,
-                dir: None,
-                postgres: None,
-            }),
+            Backend::Mem => {
+                let store = InMemoryEventStore::new();
+                Ok(Self {
+                    info: StoreInfo::mem(),
+                    store: Arc::new(store.clone()),
+                    views: Arc::new(store),
+                    sqlite: None,
+                    dir: None,
+                    postgres: None,
+                })
+            }
             Backend::Sqlite => {
                 let (dir, store) = open_scratch_sqlite(SqliteOptions::default()).await?;
                 let info = StoreInfo::sqlite(&store, dir.path()).await?;
                 Ok(Self {
                     info,
                     store: Arc::new(store.clone()),
+                    views: Arc::new(store.clone()),
                     sqlite: Some(store),
                     dir: Some(dir),
                     postgres: None,
@@ -675,6 +791,17 @@ impl BenchStore {
     /// The store, to build a runtime over.
     pub fn store(&self) -> Arc<dyn EventStore> {
         self.store.clone()
+    }
+
+    /// The same store as a [`ViewStore`]: where projections keep their documents.
+    pub fn views(&self) -> Arc<dyn ViewStore> {
+        self.views.clone()
+    }
+
+    /// A runtime over the store with the inline `AccountSummary` projection (see
+    /// [`bank_runtime`]).
+    pub fn bank_runtime(&self, cache: bool, accounts: usize) -> BankRuntime {
+        bank_runtime(self.store(), self.views(), cache, accounts)
     }
 
     /// What the JSON lines say about it.
@@ -697,6 +824,7 @@ impl BenchStore {
     pub async fn close(self) -> Result<(), BenchError> {
         let Self {
             store,
+            views,
             sqlite,
             dir,
             postgres,
@@ -705,12 +833,13 @@ impl BenchStore {
         if let Some(pg) = &postgres {
             pg_exec(pg, &format!("DROP SCHEMA \"{}\" CASCADE", pg.schema())).await?;
         }
-        if Arc::strong_count(&store) != 1 {
+        if Arc::strong_count(&store) != 1 || Arc::strong_count(&views) != 1 {
             return Err(BenchError::Setup(
                 "the store is closed while a runtime still uses it".into(),
             ));
         }
         drop(store);
+        drop(views);
         drop(sqlite);
         if let Some(dir) = dir {
             wait_closed(dir.path().join(DB_FILE), Duration::from_secs(60)).await?;
@@ -744,14 +873,13 @@ struct PlanRun {
     rejected: u64,
 }
 
-/// Runs `plan` one command at a time. The timed call is `execute` plus the read-model
-/// update from the events it committed (the update cqrs-es makes inside `execute`).
+/// Runs `plan` one command at a time. The timed call is `execute` alone: the read model
+/// is an inline projection, updated inside it (in the append's transaction).
 async fn run_plan(
     workload: &'static str,
     cqrs: &Cqrs<BankAccount>,
     ids: &[String],
     plan: Vec<Planned>,
-    summaries: &AccountSummaries,
 ) -> Result<PlanRun, BenchError> {
     let mut run = PlanRun {
         first_start: None,
@@ -765,9 +893,6 @@ async fn run_plan(
         let id = ids[account].as_str();
         let start = Instant::now();
         let result = cqrs.execute(id, command).await;
-        if let Ok(committed) = &result {
-            summaries.apply(id, &committed.events);
-        }
         let end = Instant::now();
         run.first_start.get_or_insert(start);
         run.last_end = Some(end);
@@ -791,11 +916,13 @@ async fn run_plan(
     Ok(run)
 }
 
-fn finish(
+/// Merges the tasks' runs and reads the read model's totals from the store's views
+/// (after the clock stopped).
+async fn finish(
     workload: &'static str,
     wall: Duration,
     runs: Vec<PlanRun>,
-    summaries: &AccountSummaries,
+    bank: &BankRuntime,
 ) -> Result<CommandRun, BenchError> {
     let total = runs.iter().map(|r| r.latencies_ns.len()).sum();
     let mut latencies_ns = Vec::with_capacity(total);
@@ -809,7 +936,8 @@ fn finish(
     }
     latencies_ns.sort_unstable();
     observed.commands = latencies_ns.len() as u64;
-    (observed.balance_sum, observed.tx_count_sum) = summaries.totals();
+    let totals = bank.summary_totals().await?;
+    (observed.balance_sum, observed.tx_count_sum) = (totals.balance_sum, totals.tx_count_sum);
     if events != observed.accepted {
         return Err(BenchError::EventCount {
             workload,
@@ -821,35 +949,30 @@ fn finish(
         wall,
         latencies_ns,
         observed,
-        rows: summaries.len(),
+        rows: totals.rows,
     })
 }
 
 /// W1: every command of `params` (round-robin over all accounts) from one task, each
-/// awaited before the next. Commands are generated before the clock starts.
-pub async fn run_w1(
-    cqrs: &Cqrs<BankAccount>,
-    params: &BenchParams,
-) -> Result<CommandRun, BenchError> {
+/// awaited before the next. Commands are generated before the clock starts; the read
+/// model's totals are read from the store's views after it stops.
+pub async fn run_w1(bank: &BankRuntime, params: &BenchParams) -> Result<CommandRun, BenchError> {
     let ids = account_ids(params.accounts);
     let all: Vec<usize> = (0..params.accounts).collect();
     let plan = round_robin_plan(params.seed, &all, params.commands);
-    let summaries = AccountSummaries::with_capacity(params.accounts);
-    let run = run_plan("W1", cqrs, &ids, plan, &summaries).await?;
+    let run = run_plan("W1", bank.cqrs(), &ids, plan).await?;
     let wall = match (run.first_start, run.last_end) {
         (Some(s), Some(e)) => e - s,
         _ => Duration::ZERO,
     };
-    finish("W1", wall, vec![run], &summaries)
+    finish("W1", wall, vec![run], bank).await
 }
 
 /// W2: `params.tasks` tasks spawned together on the current (multi-thread) tokio
 /// runtime; task `t` runs the round-robin plan of the accounts with `i % T == t`. The
-/// read model is shared. Must be called inside a tokio runtime.
-pub async fn run_w2(
-    cqrs: &Cqrs<BankAccount>,
-    params: &BenchParams,
-) -> Result<CommandRun, BenchError> {
+/// read model's totals are read from the store's views after the last task ended. Must
+/// be called inside a tokio runtime.
+pub async fn run_w2(bank: &BankRuntime, params: &BenchParams) -> Result<CommandRun, BenchError> {
     let ids = account_ids(params.accounts);
     let plans: Vec<Vec<Planned>> = (0..params.tasks)
         .map(|t| {
@@ -857,13 +980,12 @@ pub async fn run_w2(
             round_robin_plan(params.seed, &accounts, params.commands)
         })
         .collect();
-    let summaries = Arc::new(AccountSummaries::with_capacity(params.accounts));
     let mut handles = Vec::with_capacity(plans.len());
     let start = Instant::now();
     for plan in plans {
-        let (cqrs, ids, summaries) = (cqrs.clone(), ids.clone(), summaries.clone());
+        let (cqrs, ids) = (bank.cqrs().clone(), ids.clone());
         handles.push(tokio::spawn(async move {
-            run_plan("W2", &cqrs, &ids, plan, &summaries).await
+            run_plan("W2", &cqrs, &ids, plan).await
         }));
     }
     let mut runs = Vec::with_capacity(handles.len());
@@ -871,7 +993,7 @@ pub async fn run_w2(
         runs.push(handle.await??);
     }
     let wall = start.elapsed();
-    finish("W2", wall, runs, &summaries)
+    finish("W2", wall, runs, bank).await
 }
 
 /// Appends the `n` W3 events to the stream of `w3-account` with
@@ -1041,17 +1163,49 @@ pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn common(store: &StoreInfo, workload: Workload, rep: u32) -> serde_json::Map<String, Value> {
+/// The fields every JSON line of `store` has: framework, versions, backend, workload
+/// (`workload`), profile, rep, cores, runtime.
+fn common(store: &StoreInfo, workload: &str, rep: u32) -> serde_json::Map<String, Value> {
     let mut m = serde_json::Map::new();
     m.insert("framework".into(), FRAMEWORK.into());
     m.insert("versions".into(), store.versions.clone().into());
     m.insert("backend".into(), store.backend.name().into());
-    m.insert("workload".into(), workload.name().into());
+    m.insert("workload".into(), workload.into());
     m.insert("profile".into(), profile().into());
     m.insert("rep".into(), rep.into());
     m.insert("cores".into(), cores().into());
     m.insert("runtime".into(), RUNTIME.into());
     m
+}
+
+/// What the `notes` of a W1/W2 line say about the read model on `backend`.
+pub fn read_model_notes(backend: Backend) -> String {
+    let (where_, how) = match backend {
+        Backend::Mem => (
+            "the in-memory store's document map",
+            "the events and the documents are written together under the store's write \
+             lock, the projection run on the batch before anything is written",
+        ),
+        Backend::Sqlite => (
+            "the `views` table of the same SQLite file (checkpoint in `projections`)",
+            "the writer thread applies it in the append's own savepoint of the group's \
+             transaction, so events and documents commit (and are fsynced) together",
+        ),
+        Backend::Postgres => (
+            "the `views` table (jsonb) of the same schema (checkpoint in `projections`)",
+            "three round trips per accepted command instead of one: BEGIN with \
+             append_events; the checkpoint upsert (row lock) with the document read; the \
+             document write with COMMIT",
+        ),
+    };
+    format!(
+        "read model AccountSummary: inline projection, documents in the store's views, \
+         updated in the append's transaction (inline projection in the append transaction: \
+         CqrsBuilder::inline_projection(ViewProjection::<AccountSummary>::new()), a \
+         hand-written View, JSON documents in {where_}; {how}), so it is up to date when \
+         execute returns, inside the timed call; the check values are read back from the \
+         views with ViewStoreExt::all after the clock stops"
+    )
 }
 
 fn command_notes(store: &StoreInfo, cache: bool) -> String {
@@ -1063,34 +1217,23 @@ fn command_notes(store: &StoreInfo, cache: bool) -> String {
          stream from the store, as cqrs-es does)"
     };
     let description = &store.description;
+    let read_model = read_model_notes(store.backend);
     match store.backend {
         Backend::Mem => format!(
             "{cache}; no snapshots; no group commit (one append per command); {description}, \
-             JSON codec; read model AccountSummary is an in-process Mutex<HashMap> updated \
-             synchronously by the harness from the committed events after each successful \
-             execute, inside the timed call (the framework's projections come in a later \
-             issue); default retry policy, no conflicts possible"
+             JSON codec; {read_model}; default retry policy, no conflicts possible"
         ),
         Backend::Sqlite => format!(
             "{cache}; no snapshots; one append per accepted command, group commit in the \
              store (appends queued together share a transaction and its fsync: W1 has one \
              writer, so one transaction per append; W2 up to `tasks`, see \
-             sqlite.largest_group); {description}; JSON codec; read model AccountSummary is \
-             an in-process Mutex<HashMap>, not a table in the SQLite file and not in the \
-             event transaction, updated synchronously by the harness from the committed \
-             events after each successful execute returned (so after the event transaction \
-             committed), inside the timed call (the framework's projections come in a later \
-             issue); default retry policy, no conflicts possible"
+             sqlite.largest_group); {description}; JSON codec; {read_model}; default retry \
+             policy, no conflicts possible"
         ),
         Backend::Postgres => format!(
-            "{cache}; no snapshots; one append (one transaction, one round trip) per \
-             accepted command, no group commit, no batching of commands; {description}; \
-             JSON codec; read model AccountSummary is an in-process Mutex<HashMap>, not a \
-             table in the database and not in the event transaction, updated synchronously \
-             by the harness from the committed events after each successful execute \
-             returned (so after the event transaction committed), inside the timed call \
-             (the framework's projections come in a later issue); default retry policy, no \
-             conflicts possible"
+            "{cache}; no snapshots; one append transaction per accepted command, no group \
+             commit, no batching of commands; {description}; JSON codec; {read_model}; \
+             default retry policy, no conflicts possible"
         ),
     }
 }
@@ -1116,7 +1259,7 @@ pub fn command_json(
     rep: u32,
     run: &CommandRun,
 ) -> Value {
-    let mut m = common(store, workload, rep);
+    let mut m = common(store, workload.name(), rep);
     let mut p = json!({
         "accounts": params.accounts,
         "commands_per_account": params.commands,
@@ -1151,7 +1294,7 @@ pub fn load_json(
         Some(_) => Workload::W3Snapshot,
         None => Workload::W3,
     };
-    let mut m = common(store, workload, rep);
+    let mut m = common(store, workload.name(), rep);
     m.insert(
         "params".into(),
         json!({ "events": params.events, "loads": params.loads, "snapshot_every": snapshot_every }),
@@ -1231,11 +1374,12 @@ pub async fn run_workload_with(
     let info = bench_store.info().clone();
     let mut line = match workload {
         Workload::W1 | Workload::W2 => {
-            let cqrs = cqrs_over(bench_store.store(), cache, params.accounts);
+            let bank = bench_store.bank_runtime(cache, params.accounts);
             let run = match workload {
-                Workload::W1 => run_w1(&cqrs, params).await?,
-                _ => run_w2(&cqrs, params).await?,
+                Workload::W1 => run_w1(&bank, params).await?,
+                _ => run_w2(&bank, params).await?,
             };
+            drop(bank);
             check(workload, params, &run)?;
             command_json(&info, workload, params, cache, rep, &run)
         }
@@ -1255,6 +1399,365 @@ pub async fn run_workload_with(
     if let Some(stats) = bench_store.sqlite_stats() {
         line["sqlite"] = stats_json(&stats);
     }
+    if let Some(dir) = info.db_dir.as_deref().and_then(Path::parent) {
+        line["tmp_dir"] = dir.display().to_string().into();
+    }
+    bench_store.close().await?;
+    Ok(line)
+}
+
+/// The parameters of `projection-bench`: an async projection catching up with a
+/// pre-appended log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatchUpParams {
+    /// Events pre-appended (untimed) and then projected (timed).
+    pub events: u64,
+    /// Accounts the events are spread over (one stream and one document each).
+    pub accounts: usize,
+    /// [`RunnerOptions::batch_size`]: events read and committed per projection batch.
+    pub batch: usize,
+    /// Events per [`EventStore::append`] call of the pre-append.
+    pub append_batch: usize,
+    /// Tasks appending concurrently in the pre-append (each owns the accounts with
+    /// `i % tasks == t`), so that the SQLite store's group commit shares fsyncs.
+    pub append_tasks: usize,
+    /// Seed of the event amounts.
+    pub seed: u64,
+}
+
+impl Default for CatchUpParams {
+    /// 1,000,000 events over 1,000 accounts, batches of 1,000, appends of 100 from 8
+    /// tasks, seed 42.
+    fn default() -> Self {
+        Self {
+            events: 1_000_000,
+            accounts: 1000,
+            batch: 1000,
+            append_batch: 100,
+            append_tasks: 8,
+            seed: workload::DEFAULT_SEED,
+        }
+    }
+}
+
+impl CatchUpParams {
+    /// Checks that every count is at least 1.
+    pub fn validate(&self) -> Result<(), BenchError> {
+        let zero = [
+            ("events", self.events == 0),
+            ("accounts", self.accounts == 0),
+            ("batch", self.batch == 0),
+            ("append-batch", self.append_batch == 0),
+            ("append-tasks", self.append_tasks == 0),
+        ];
+        match zero.iter().find(|(_, z)| *z) {
+            Some((name, _)) => Err(BenchError::Params(format!("--{name} must be at least 1"))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What a projection catch-up measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatchUpRun {
+    /// Events the catch-up read (the whole log).
+    pub events: u64,
+    /// The `catch_up` call.
+    pub wall: Duration,
+    /// The untimed pre-append.
+    pub pre_append: Duration,
+    /// The head of the log.
+    pub head: u64,
+    /// The projection's checkpoint after the catch-up.
+    pub position: u64,
+    /// The totals of the view's documents after the catch-up.
+    pub totals: SummaryTotals,
+    /// The SQLite writer's counters during the catch-up alone (`sqlite` only).
+    pub writer: Option<WriterCounts>,
+}
+
+/// What a SQLite store's writer thread did during a measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterCounts {
+    /// Write transactions committed.
+    pub transactions: u64,
+    /// Write requests committed in them.
+    pub write_requests: u64,
+}
+
+impl CatchUpRun {
+    /// Events projected per second of the catch-up.
+    pub fn events_per_s(&self) -> f64 {
+        self.events as f64 / self.wall.as_secs_f64()
+    }
+}
+
+/// Appends the `projection-bench` log (untimed set-up): account `i` gets
+/// [`catch_up_share`] of `params.events` events ([`catch_up_events`]), appended in
+/// chunks of `params.append_batch` with [`EventStore::append`], round-robin over the
+/// accounts of each of `params.append_tasks` concurrent tasks. Returns the totals a
+/// correct projection of the log ends with (the fold of the appended events).
+pub async fn catch_up_pre_append(
+    store: Arc<dyn EventStore>,
+    params: &CatchUpParams,
+) -> Result<SummaryTotals, BenchError> {
+    let mut handles = Vec::with_capacity(params.append_tasks);
+    for t in 0..params.append_tasks {
+        let (store, params) = (store.clone(), params.clone());
+        handles.push(tokio::spawn(async move {
+            let mut expected = SummaryTotals::default();
+            let mut streams = Vec::new();
+            for i in task_accounts(params.accounts, params.append_tasks, t) {
+                let events = catch_up_events(
+                    params.seed,
+                    i,
+                    catch_up_share(params.events, params.accounts, i),
+                );
+                if events.is_empty() {
+                    continue;
+                }
+                let row = catch_up_summary(&events);
+                expected.rows += 1;
+                expected.balance_sum += row.balance;
+                expected.tx_count_sum += row.tx_count;
+                let stream = <BankAccount as Aggregate>::stream_id(&workload::account_id(i));
+                streams.push((stream, events, 0u64));
+            }
+            let mut pending = streams.len();
+            while pending > 0 {
+                pending = 0;
+                for (stream, events, version) in &mut streams {
+                    let from = *version as usize;
+                    if from == events.len() {
+                        continue;
+                    }
+                    let to = (from + params.append_batch).min(events.len());
+                    let batch = events[from..to]
+                        .iter()
+                        .map(|e| NewEvent::encode(e, &JsonCodec, Metadata::default()))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let expected_version = match *version {
+                        0 => ExpectedVersion::NoStream,
+                        v => ExpectedVersion::Exact(v),
+                    };
+                    *version = store
+                        .append(stream, expected_version, batch)
+                        .await
+                        .map_err(|source| BenchError::StoreOp {
+                            what: "projection-bench pre-append",
+                            source,
+                        })?
+                        .stream_version;
+                    if to < events.len() {
+                        pending += 1;
+                    }
+                }
+            }
+            Ok::<_, BenchError>(expected)
+        }));
+    }
+    let mut expected = SummaryTotals::default();
+    for handle in handles {
+        let part = handle.await??;
+        expected.rows += part.rows;
+        expected.balance_sum += part.balance_sum;
+        expected.tx_count_sum += part.tx_count_sum;
+    }
+    Ok(expected)
+}
+
+/// Times one [`ProjectionRunner::catch_up`] of `ViewProjection::<AccountSummary>` from
+/// position 0 to the head of `store`'s log, batches of `params.batch` events, then
+/// (untimed) reads the checkpoint and the documents' totals back.
+pub async fn time_catch_up(
+    store: Arc<dyn EventStore>,
+    views: Arc<dyn ViewStore>,
+    params: &CatchUpParams,
+) -> Result<(u64, Duration, u64, SummaryTotals), BenchError> {
+    let runner = ProjectionRunner::from_parts(
+        store.clone(),
+        views.clone(),
+        Arc::new(ViewProjection::<AccountSummary>::new()),
+    )
+    .options(RunnerOptions {
+        batch_size: params.batch,
+        ..RunnerOptions::default()
+    });
+    let start = Instant::now();
+    let read = runner
+        .catch_up()
+        .await
+        .map_err(|source| BenchError::StoreOp {
+            what: "projection catch-up",
+            source,
+        })?;
+    let wall = start.elapsed();
+    let state = views
+        .projection_state(<AccountSummary as cqrs_core::projection::View>::NAME)
+        .await
+        .map_err(|source| BenchError::StoreOp {
+            what: "reading the projection's checkpoint",
+            source,
+        })?;
+    let totals = summary_totals(views.as_ref()).await?;
+    Ok((read, wall, state.position, totals))
+}
+
+/// Pre-appends the log of `params` to the empty `bench_store` (untimed), times the
+/// projection's catch-up, and asserts that it read the whole log, that its checkpoint is
+/// the head and that its documents add up to the fold of the appended events.
+pub async fn run_catch_up_on(
+    bench_store: &BenchStore,
+    params: &CatchUpParams,
+) -> Result<CatchUpRun, BenchError> {
+    params.validate()?;
+    let start = Instant::now();
+    let expected = catch_up_pre_append(bench_store.store(), params).await?;
+    let pre_append = start.elapsed();
+    let head = bench_store
+        .store()
+        .head_position()
+        .await
+        .map_err(|source| BenchError::StoreOp {
+            what: "reading the head position",
+            source,
+        })?;
+    let before = bench_store.sqlite_stats();
+    let (events, wall, position, totals) =
+        time_catch_up(bench_store.store(), bench_store.views(), params).await?;
+    let writer = match (before, bench_store.sqlite_stats()) {
+        (Some(b), Some(a)) => Some(WriterCounts {
+            transactions: a.transactions - b.transactions,
+            write_requests: a.write_requests - b.write_requests,
+        }),
+        _ => None,
+    };
+    if totals != expected || position != head || events != head || head != params.events {
+        return Err(BenchError::CatchUp {
+            expected,
+            observed: totals,
+            head,
+            position,
+        });
+    }
+    Ok(CatchUpRun {
+        events,
+        wall,
+        pre_append,
+        head,
+        position,
+        totals,
+        writer,
+    })
+}
+
+/// The JSON line of a projection catch-up on `store`.
+pub fn catch_up_json(
+    store: &StoreInfo,
+    params: &CatchUpParams,
+    rep: u32,
+    run: &CatchUpRun,
+) -> Value {
+    let mut m = common(store, CATCH_UP_WORKLOAD, rep);
+    m.insert(
+        "params".into(),
+        json!({
+            "events": params.events,
+            "batch": params.batch,
+            "accounts": params.accounts,
+            "append_batch": params.append_batch,
+            "seed": params.seed,
+        }),
+    );
+    m.insert("events_per_s".into(), round1(run.events_per_s()).into());
+    m.insert("wall_s".into(), run.wall.as_secs_f64().into());
+    m.insert(
+        "batches".into(),
+        run.events.div_ceil(params.batch as u64).into(),
+    );
+    m.insert("pre_append_s".into(), run.pre_append.as_secs_f64().into());
+    m.insert("rows".into(), run.totals.rows.into());
+    m.insert("balance_sum".into(), run.totals.balance_sum.into());
+    m.insert("tx_count_sum".into(), run.totals.tx_count_sum.into());
+    m.insert("position".into(), run.position.into());
+    if let Some(w) = run.writer {
+        m.insert(
+            "sqlite".into(),
+            json!({ "transactions": w.transactions, "write_requests": w.write_requests }),
+        );
+    }
+    let description = &store.description;
+    let (batch, append_batch, tasks) = (params.batch, params.append_batch, params.append_tasks);
+    let transaction = match store.backend {
+        Backend::Sqlite => {
+            "SQLite: the batch's documents are read on a reader connection and the \
+             projection applied in this task, then the writer thread commits the documents \
+             and the checkpoint in one transaction if the checkpoint is unchanged; with the \
+             default durability each batch's transaction is fsynced"
+        }
+        Backend::Mem => "in-memory: the documents and the checkpoint change under one lock",
+        Backend::Postgres => {
+            "PostgreSQL: two round trips per batch (BEGIN, the checkpoint's row lock and the \
+             documents; the writes of documents and checkpoint with COMMIT)"
+        }
+    };
+    m.insert(
+        "notes".into(),
+        format!(
+            "async projection: ProjectionRunner::from_parts(store, views, \
+             ViewProjection::<AccountSummary>::new()) with RunnerOptions {{ batch_size: \
+             {batch}, .. }} and a hand-written View (JSON codec), timed ProjectionRunner::\
+             catch_up from position 0 to the head, in this task; one transaction per batch \
+             of {batch} events with the checkpoint (ViewStore::commit_batch: documents and \
+             checkpoint commit together; {transaction}); {description}; pre-append \
+             (untimed): {} events over {} accounts (AccountOpened, then deposits, a \
+             withdrawal every fifth event), EventStore::append of {append_batch} events per \
+             call from {tasks} concurrent tasks; after the catch-up (untimed) the \
+             checkpoint is asserted to be the head and the documents' totals (rows, Σ \
+             balance, Σ tx_count) the fold of the appended events; events_per_s = \
+             events / wall_s",
+            params.events, params.accounts
+        )
+        .into(),
+    );
+    Value::Object(m)
+}
+
+/// The value of the JSON field `workload` of `projection-bench`.
+pub const CATCH_UP_WORKLOAD: &str = "projection-catch-up";
+
+/// Runs one projection catch-up on a fresh store of `backend` (`postgres`: the server
+/// of [`pg_url`]) and returns its JSON line, after asserting the result (see
+/// [`run_catch_up_on`]); then closes the store (`sqlite`: deletes its directory). A
+/// `sqlite` line also carries `sqlite` (the writer's counters during the catch-up alone)
+/// and `tmp_dir`.
+///
+/// ```
+/// use cqrs_examples::harness::{Backend, CatchUpParams, run_catch_up};
+///
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let params = CatchUpParams { events: 300, accounts: 7, batch: 50, ..CatchUpParams::default() };
+/// let line = run_catch_up(Backend::Mem, &params, 1).await.unwrap();
+/// assert_eq!((line["workload"].as_str(), line["rows"].as_u64()), (Some("projection-catch-up"), Some(7)));
+/// assert_eq!(line["batches"], 6);
+/// # });
+/// ```
+pub async fn run_catch_up(
+    backend: Backend,
+    params: &CatchUpParams,
+    rep: u32,
+) -> Result<Value, BenchError> {
+    params.validate()?;
+    let bench_store = BenchStore::open(backend).await?;
+    let info = bench_store.info().clone();
+    let run = match run_catch_up_on(&bench_store, params).await {
+        Ok(run) => run,
+        Err(e) => {
+            let _ = bench_store.close().await;
+            return Err(e);
+        }
+    };
+    let mut line = catch_up_json(&info, params, rep, &run);
     if let Some(dir) = info.db_dir.as_deref().and_then(Path::parent) {
         line["tmp_dir"] = dir.display().to_string().into();
     }

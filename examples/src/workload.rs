@@ -1,5 +1,5 @@
 //! The command stream, plan, check values and read model of the workload "bank"
-//! (WORKLOAD.md sections 2 to 4).
+//! (WORKLOAD.md sections 2 to 4), and the pre-appended log of `projection-bench`.
 //!
 //! Everything here is deterministic: the same seed gives the same commands on every
 //! machine, so any framework running them must end with the same [`CheckValues`].
@@ -14,10 +14,8 @@
 //! assert_eq!(CheckValues::expected(42, 1000, 50), CheckValues::DEFAULTS);
 //! ```
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
-
-use cqrs_core::EventEnvelope;
+use cqrs_core::prelude::*;
+use cqrs_core::projection::{ProjectionError, View};
 
 use crate::bank::{BankCommand, BankEvent};
 
@@ -215,8 +213,39 @@ impl CheckValues {
     }
 }
 
-/// One row of the `AccountSummary` read model.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The `AccountSummary` read model (WORKLOAD.md section 2): one document per account,
+/// keyed by account id, kept by the framework in the store's views.
+///
+/// `AccountOpened` creates the document with balance 0; `Deposited` and `Withdrew` set
+/// the balance the event carries and count one transaction. The benchmark runs it as an
+/// *inline* projection ([`CqrsBuilder::inline_projection`](cqrs_core::CqrsBuilder::inline_projection)
+/// with [`ViewProjection`](cqrs_core::projection::ViewProjection)), so a document changes in the same transaction as the
+/// append of its event and is up to date when `execute` returns; `projection-bench`
+/// runs it as an async projection ([`ProjectionRunner`](cqrs_core::projection::ProjectionRunner)).
+///
+/// [`View`] is implemented by hand (the projection's name, the stored event types it
+/// handles, and a fold step that decodes the [`BankEvent`]).
+///
+/// ```
+/// use cqrs_core::prelude::*;
+/// use cqrs_core::projection::{ViewProjection, ViewStoreExt};
+/// use cqrs_examples::bank::{BankAccount, BankCommand};
+/// use cqrs_examples::workload::AccountSummary;
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let store = InMemoryEventStore::new();
+/// let accounts = Cqrs::<BankAccount>::builder(store.clone())
+///     .inline_projection(ViewProjection::<AccountSummary>::new())
+///     .build();
+/// let open = BankCommand::OpenAccount { account_id: "a".into(), owner: "ann".into() };
+/// accounts.execute("a", open).await.unwrap();
+/// accounts.execute("a", BankCommand::Deposit { amount: 7 }).await.unwrap();
+/// // Up to date as soon as `execute` returned.
+/// let summary = store.get::<AccountSummary>("a").await.unwrap();
+/// assert_eq!(summary, Some(AccountSummary { balance: 7, tx_count: 1 }));
+/// # });
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountSummary {
     /// The account's balance.
     pub balance: u64,
@@ -224,88 +253,133 @@ pub struct AccountSummary {
     pub tx_count: u64,
 }
 
-/// The `AccountSummary` read model: one row per account, keyed by account id, in an
-/// in-process map.
-///
-/// For now the caller updates it from the events a command committed (see
-/// [`AccountSummaries::apply`]); the framework's own projections come later.
-///
-/// ```
-/// use cqrs_core::prelude::*;
-/// use cqrs_examples::bank::{BankAccount, BankCommand};
-/// use cqrs_examples::workload::{AccountSummaries, AccountSummary};
-///
-/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// let accounts = Cqrs::<BankAccount>::builder(InMemoryEventStore::new()).build();
-/// let summaries = AccountSummaries::default();
-/// let open = BankCommand::OpenAccount { account_id: "a".into(), owner: "ann".into() };
-/// let done = accounts.execute("a", open).await.unwrap();
-/// summaries.apply("a", &done.events);
-/// let done = accounts.execute("a", BankCommand::Deposit { amount: 7 }).await.unwrap();
-/// summaries.apply("a", &done.events);
-/// assert_eq!(summaries.get("a"), Some(AccountSummary { balance: 7, tx_count: 1 }));
-/// # });
-/// ```
-#[derive(Debug, Default)]
-pub struct AccountSummaries {
-    rows: Mutex<HashMap<String, AccountSummary>>,
-}
+impl View for AccountSummary {
+    const NAME: &'static str = "account_summary";
 
-impl AccountSummaries {
-    /// An empty read model with room for `accounts` rows.
-    pub fn with_capacity(accounts: usize) -> Self {
-        Self {
-            rows: Mutex::new(HashMap::with_capacity(accounts)),
-        }
+    fn handles_type(event_type: &str) -> bool {
+        // The names `BankEvent` reads from storage (current names and aliases).
+        BankEvent::STORED_TYPES.contains(&event_type)
     }
 
-    /// Applies the committed events of account `account_id`: `AccountOpened` creates the
-    /// row with balance 0; `Deposited` and `Withdrew` set the balance and count one
-    /// transaction.
-    pub fn apply(&self, account_id: &str, events: &[EventEnvelope<BankEvent>]) {
-        let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
-        for envelope in events {
-            match &envelope.event {
-                BankEvent::AccountOpened { .. } => {
-                    rows.insert(account_id.to_owned(), AccountSummary::default());
-                }
+    fn apply_event<C: Codec>(
+        view: &mut Option<Self>,
+        event: &RecordedEvent,
+        codec: &C,
+    ) -> Result<(), ProjectionError> {
+        event.decode_with::<BankEvent, C, _>(codec, &mut |decoded| {
+            let row = view.get_or_insert_with(AccountSummary::default);
+            match decoded {
+                BankEvent::AccountOpened { .. } => row.balance = 0,
                 BankEvent::Deposited { balance, .. } | BankEvent::Withdrew { balance, .. } => {
-                    let row = match rows.get_mut(account_id) {
-                        Some(row) => row,
-                        None => rows.entry(account_id.to_owned()).or_default(),
-                    };
-                    row.balance = *balance;
+                    row.balance = balance;
                     row.tx_count += 1;
                 }
             }
+        })?;
+        Ok(())
+    }
+}
+
+/// What the `AccountSummary` documents add up to: the quantities the check values of
+/// WORKLOAD.md section 3 compare against.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SummaryTotals {
+    /// How many documents (accounts) there are.
+    pub rows: usize,
+    /// Σ `balance`.
+    pub balance_sum: u64,
+    /// Σ `tx_count`.
+    pub tx_count_sum: u64,
+}
+
+impl SummaryTotals {
+    /// The totals of `rows` (as [`ViewStoreExt::all`](cqrs_core::projection::ViewStoreExt::all)
+    /// returns them).
+    ///
+    /// ```
+    /// use cqrs_examples::workload::{AccountSummary, SummaryTotals};
+    /// let rows = [
+    ///     ("a".to_owned(), AccountSummary { balance: 5, tx_count: 2 }),
+    ///     ("b".to_owned(), AccountSummary { balance: 1, tx_count: 1 }),
+    /// ];
+    /// let t = SummaryTotals::of(&rows);
+    /// assert_eq!((t.rows, t.balance_sum, t.tx_count_sum), (2, 6, 3));
+    /// ```
+    pub fn of(rows: &[(String, AccountSummary)]) -> Self {
+        rows.iter().fold(
+            SummaryTotals {
+                rows: rows.len(),
+                ..SummaryTotals::default()
+            },
+            |t, (_, r)| SummaryTotals {
+                balance_sum: t.balance_sum + r.balance,
+                tx_count_sum: t.tx_count_sum + r.tx_count,
+                ..t
+            },
+        )
+    }
+}
+
+/// The events of account `i` in the pre-appended log of `projection-bench`: `events`
+/// bank events, `AccountOpened` first, then deposits, with a withdrawal of
+/// part of the balance at every fifth event. Deterministic in `(seed, i)`.
+///
+/// ```
+/// use cqrs_examples::bank::BankEvent;
+/// use cqrs_examples::workload::{catch_up_events, catch_up_summary};
+/// let events = catch_up_events(42, 3, 10);
+/// assert_eq!(events.len(), 10);
+/// assert!(matches!(events[0], BankEvent::AccountOpened { .. }));
+/// assert!(matches!(events[4], BankEvent::Withdrew { .. }));
+/// assert_eq!(catch_up_summary(&events).tx_count, 9);
+/// ```
+pub fn catch_up_events(seed: u64, i: usize, events: u64) -> Vec<BankEvent> {
+    let mut rng = SplitMix64(seed ^ i as u64);
+    let mut balance = 0u64;
+    let mut out = Vec::with_capacity(events as usize);
+    for s in 1..=events {
+        let r = rng.next_u64();
+        let event = if s == 1 {
+            BankEvent::AccountOpened { owner: owner(i) }
+        } else if s.is_multiple_of(5) && balance > 0 {
+            let amount = 1 + (r >> 32) % balance;
+            balance -= amount;
+            BankEvent::Withdrew { amount, balance }
+        } else {
+            let amount = 1 + (r >> 32) % 1000;
+            balance += amount;
+            BankEvent::Deposited { amount, balance }
+        };
+        out.push(event);
+    }
+    out
+}
+
+/// The `AccountSummary` a correct projection ends with for `events` (a plain fold, no
+/// framework involved).
+pub fn catch_up_summary(events: &[BankEvent]) -> AccountSummary {
+    events.iter().fold(AccountSummary::default(), |mut row, e| {
+        match e {
+            BankEvent::AccountOpened { .. } => row.balance = 0,
+            BankEvent::Deposited { balance, .. } | BankEvent::Withdrew { balance, .. } => {
+                row.balance = *balance;
+                row.tx_count += 1;
+            }
         }
-    }
+        row
+    })
+}
 
-    /// The row of `account_id`, if the account was opened.
-    pub fn get(&self, account_id: &str) -> Option<AccountSummary> {
-        let rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
-        rows.get(account_id).copied()
-    }
-
-    /// How many rows there are.
-    pub fn len(&self) -> usize {
-        self.rows
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
-
-    /// True when no account has been opened.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Σ balance and Σ tx_count over all rows.
-    pub fn totals(&self) -> (u64, u64) {
-        let rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
-        rows.values()
-            .fold((0, 0), |(b, t), r| (b + r.balance, t + r.tx_count))
-    }
+/// How many of `events` events account `i` of `accounts` gets in `projection-bench`:
+/// an even share, the first `events % accounts` accounts one more.
+///
+/// ```
+/// use cqrs_examples::workload::catch_up_share;
+/// assert_eq!((0..3).map(|i| catch_up_share(10, 3, i)).collect::<Vec<_>>(), [4, 3, 3]);
+/// ```
+pub fn catch_up_share(events: u64, accounts: usize, i: usize) -> u64 {
+    let accounts = accounts.max(1) as u64;
+    events / accounts + u64::from((i as u64) < events % accounts)
 }
 
 /// Event `s` (1-based) of the W3 stream: `AccountOpened` first, then a `Withdrew` of 50

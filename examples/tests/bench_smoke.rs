@@ -1,11 +1,13 @@
 //! A small run of every workload through the harness on every backend, checking the JSON
-//! lines, and of the `bank-bench` and `append-bench` binaries.
+//! lines, and of the `bank-bench`, `projection-bench` and `append-bench` binaries.
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
-use cqrs_examples::harness::{Backend, BenchParams, Workload, run_mem, run_workload};
+use cqrs_examples::harness::{
+    Backend, BenchParams, CatchUpParams, Workload, run_catch_up, run_mem, run_workload,
+};
 use cqrs_examples::sqlite_bench::{
     SnapshotLoadParams, ratio_json, run_adapter_appends, run_raw_sql, run_snapshot_load,
     snapshot_summary_json, w1_appends,
@@ -79,6 +81,11 @@ async fn w1_and_w2_lines_carry_every_field() {
             assert_eq!(line["tx_count_sum"], expected.tx_count_sum);
             let notes = line["notes"].as_str().unwrap();
             assert!(notes.contains(if cache { "cache on" } else { "cache off" }));
+            assert!(
+                notes.contains("inline projection in the append transaction"),
+                "{notes}"
+            );
+            assert!(!notes.contains("Mutex<HashMap>"), "{notes}");
         }
     }
 }
@@ -293,7 +300,10 @@ async fn every_workload_runs_on_sqlite_and_says_how() {
                 "synchronous=FULL",
                 "journal_mode=wal",
                 "group commit",
-                "read model AccountSummary is an in-process",
+                "read model AccountSummary: inline projection, documents in the store's \
+                 views, updated in the append's transaction",
+                "inline projection in the append transaction",
+                "the `views` table of the same SQLite file",
                 "fresh temporary directory",
             ] {
                 assert!(notes.contains(said), "{said}: {notes}");
@@ -487,12 +497,15 @@ async fn every_workload_runs_on_postgres_and_says_how() {
         Err(e) => panic!("postgres at {url}: {e}"),
     };
     assert_backend_common(&first, "postgres", "W1", 1);
+    let notes = first["notes"].as_str().unwrap();
+    assert!(notes.contains("pool of at most 10"), "{notes}");
     assert!(
-        first["notes"]
-            .as_str()
-            .unwrap()
-            .contains("pool of at most 10")
+        notes.contains("inline projection in the append transaction"),
+        "{notes}"
     );
+    let expected = CheckValues::expected(params.seed, params.accounts, params.commands);
+    assert_eq!(first["balance_sum"], expected.balance_sum);
+    assert_eq!(first["tx_count_sum"], expected.tx_count_sum);
     for (workload, cache) in [
         (Workload::W1, false),
         (Workload::W2, true),
@@ -518,4 +531,104 @@ async fn every_workload_runs_on_postgres_and_says_how() {
     let line = cqrs_examples::pg_bench::raw_json(&url, 5, 1, &raw);
     assert_eq!(line["workload"], "raw-insert");
     assert!(line["inserts_per_s"].as_f64().unwrap() > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_up_projects_the_whole_log_on_every_local_backend() {
+    // 1,003 events over 10 accounts: shares of 101 and 100, appends of 30, batches of
+    // 64 (the last one partial).
+    let params = CatchUpParams {
+        events: 1_003,
+        accounts: 10,
+        batch: 64,
+        append_batch: 30,
+        append_tasks: 3,
+        ..CatchUpParams::default()
+    };
+    for (backend, name) in [(Backend::Mem, "mem"), (Backend::Sqlite, "sqlite")] {
+        let line = run_catch_up(backend, &params, 4).await.unwrap();
+        assert_eq!(line["framework"], "cqrs-core");
+        assert_eq!(line["backend"], name);
+        assert_eq!(line["workload"], "projection-catch-up");
+        assert_eq!(line["rep"], 4);
+        assert_eq!(line["params"]["events"], 1_003);
+        assert_eq!(line["params"]["batch"], 64);
+        assert_eq!(line["params"]["accounts"], 10);
+        assert_eq!(line["rows"], 10);
+        assert_eq!(line["position"], 1_003);
+        assert_eq!(line["batches"], 16);
+        // One open per account, every other event moves money.
+        assert_eq!(line["tx_count_sum"], 1_003 - 10);
+        assert!(line["events_per_s"].as_f64().unwrap() > 0.0);
+        let notes = line["notes"].as_str().unwrap();
+        assert!(notes.contains("batch_size: 64"), "{notes}");
+        assert!(notes.contains("one transaction per batch"), "{notes}");
+        if backend == Backend::Sqlite {
+            // One writer transaction per batch (documents and checkpoint together).
+            assert_eq!(line["sqlite"]["transactions"], 16, "{line}");
+            assert!(notes.contains("Durability::Full"), "{notes}");
+        }
+    }
+}
+
+#[test]
+fn the_projection_bench_binary_prints_one_line_per_backend() {
+    let dir = test_dir("projection-bench-smoke");
+    let out_file = dir.join("out.jsonl");
+    let scratch = dir.join("tmp");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_projection-bench"))
+        .args([
+            "--backends",
+            "sqlite,mem",
+            "--events",
+            "20000",
+            "--out",
+            out_file.to_str().unwrap(),
+        ])
+        .env("TMPDIR", &scratch)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let backends: Vec<&str> = lines
+        .iter()
+        .map(|l| l["backend"].as_str().unwrap())
+        .collect();
+    assert_eq!(backends, ["sqlite", "mem"]);
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    for line in &lines {
+        assert_eq!(line["framework"], "cqrs-core");
+        assert_eq!(line["workload"], "projection-catch-up");
+        assert_eq!(line["rep"], 1);
+        assert_eq!(line["profile"], profile);
+        assert!(line["cores"].as_u64().unwrap() >= 1);
+        assert_eq!(line["params"]["events"], 20_000);
+        assert_eq!(line["params"]["batch"], 1_000);
+        assert_eq!(line["params"]["accounts"], 1_000);
+        assert_eq!(line["position"], 20_000);
+        assert_eq!(line["rows"], 1_000);
+        assert_eq!(line["batches"], 20);
+        assert_eq!(line["tx_count_sum"], 20_000 - 1_000);
+        assert!(line["events_per_s"].as_f64().unwrap() > 0.0);
+        assert!(line["wall_s"].as_f64().unwrap() > 0.0);
+        assert!(line["notes"].as_str().unwrap().contains("ProjectionRunner"));
+    }
+    // Both lines describe the same log.
+    assert_eq!(lines[0]["balance_sum"], lines[1]["balance_sum"]);
+    assert_eq!(lines[0]["sqlite"]["transactions"], 20);
+    assert_eq!(lines[0]["tmp_dir"], scratch.to_str().unwrap());
+    assert_eq!(std::fs::read_to_string(&out_file).unwrap(), stdout);
+    // The database directory was deleted.
+    assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

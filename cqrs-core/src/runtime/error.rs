@@ -14,6 +14,17 @@ pub enum CommandError<E: std::error::Error + 'static> {
     #[error("command rejected: {0}")]
     Rejected(#[source] E),
 
+    /// An external event given to [`Cqrs::ingest_json`](crate::Cqrs::ingest_json) is not
+    /// a valid event of the aggregate: nothing was written.
+    #[error("invalid external event `{event_type}`: {reason}")]
+    InvalidExternal {
+        /// The type name it came with.
+        event_type: String,
+        /// Why it does not decode.
+        #[source]
+        reason: crate::event::DecodeReason,
+    },
+
     /// Other writers kept appending to the stream; the retry policy gave up.
     #[error(
         "concurrency conflict on stream `{stream_id}`: expected {expected}, found {actual} \

@@ -20,6 +20,7 @@ use crate::aggregate::Aggregate;
 use crate::codec::{Codec, CodecError, JsonCodec};
 use crate::command::Command;
 use crate::event::{DomainEvent, EventEnvelope, Metadata, NewEvent, RecordedEvent};
+use crate::projection::Projection;
 use crate::snapshot::{Snapshot, SnapshotPolicy, SnapshotRead};
 use crate::store::{EventStore, ExpectedVersion, StoreError};
 use middleware::Core;
@@ -145,6 +146,7 @@ struct Inner<A: Aggregate, C> {
     middleware: Vec<Arc<dyn Middleware<A>>>,
     enforce_invariants: bool,
     snapshots: Option<Snapshots<A, C>>,
+    projections: Vec<Arc<dyn Projection>>,
 }
 
 /// The snapshot policy, with the encode and decode functions of a serialisable aggregate
@@ -177,6 +179,7 @@ pub struct CqrsBuilder<A: Aggregate, C: Codec = JsonCodec> {
     middleware: Vec<Arc<dyn Middleware<A>>>,
     enforce_invariants: bool,
     snapshots: Option<Snapshots<A, C>>,
+    projections: Vec<Arc<dyn Projection>>,
 }
 
 impl<A: Aggregate> Cqrs<A>
@@ -204,6 +207,7 @@ impl<A: Aggregate> Cqrs<A> {
             middleware: Vec::new(),
             enforce_invariants: A::ENFORCE_INVARIANTS,
             snapshots: None,
+            projections: Vec::new(),
         }
     }
 }
@@ -290,6 +294,21 @@ impl<A: Aggregate, C: Codec> CqrsBuilder<A, C> {
         self
     }
 
+    /// Adds an *inline* projection: its documents change in the same transaction as each
+    /// command's append, so when `execute` returns, the read model already shows the
+    /// command's events, and a crash never leaves one without the other. A projection
+    /// that fails refuses the command ([`CommandError::Store`] with
+    /// [`StoreError::Projection`]); nothing is written. Each inline projection costs work
+    /// inside every append's transaction: keep them few and cheap, and use a
+    /// [`ProjectionRunner`](crate::projection::ProjectionRunner) for the rest.
+    ///
+    /// The store must keep views ([`ViewStore`](crate::projection::ViewStore)): the
+    /// in-memory, SQLite and PostgreSQL stores do.
+    pub fn inline_projection(mut self, projection: impl Projection) -> Self {
+        self.projections.push(Arc::new(projection));
+        self
+    }
+
     /// Uses another payload codec (default JSON).
     ///
     /// # Panics
@@ -309,6 +328,7 @@ impl<A: Aggregate, C: Codec> CqrsBuilder<A, C> {
             middleware: self.middleware,
             enforce_invariants: self.enforce_invariants,
             snapshots: None,
+            projections: self.projections,
         }
     }
 
@@ -326,6 +346,7 @@ impl<A: Aggregate, C: Codec> CqrsBuilder<A, C> {
                 middleware: self.middleware,
                 enforce_invariants: self.enforce_invariants,
                 snapshots: self.snapshots,
+                projections: self.projections,
             }),
         }
     }
@@ -378,6 +399,54 @@ impl<A: Aggregate, C: Codec> Cqrs<A, C> {
             result
         };
         run.instrument(span).await
+    }
+
+    /// Appends facts that come from outside (another system's notifications, sensor
+    /// readings) to aggregate `id` without a command: no handler decides, the events are
+    /// appended at the end of the stream whatever its version (conflicts with concurrent
+    /// writers are retried), applied to the cached state, projected by the inline
+    /// projections, and checked against the invariants when they are enforced. For
+    /// producers that cannot guarantee order, keep only the newest by timestamp in the
+    /// aggregate's apply (`#[apply]` can ignore an event older than the state's).
+    pub async fn ingest(
+        &self,
+        id: &str,
+        events: Vec<A::Event>,
+        metadata: Metadata,
+    ) -> CommandResult<A> {
+        let span = tracing::info_span!(
+            "cqrs.ingest",
+            aggregate = A::TYPE_NAME,
+            aggregate_id = id,
+            events = events.len()
+        );
+        self.inner
+            .append_facts(id, events, metadata)
+            .instrument(span)
+            .await
+    }
+
+    /// [`ingest`](Self::ingest) of one external event given as JSON, its type name and
+    /// schema version: it is validated by decoding it as the aggregate's event type
+    /// (through the upcast chain, so an older producer's shape is lifted), and a payload
+    /// that does not decode is [`CommandError::InvalidExternal`] naming the type and the
+    /// reason; nothing is written, so the store is never polluted.
+    pub async fn ingest_json(
+        &self,
+        id: &str,
+        event_type: &str,
+        schema_version: u32,
+        payload: serde_json::Value,
+        metadata: Metadata,
+    ) -> CommandResult<A> {
+        let events =
+            A::Event::decode_json(event_type, schema_version, payload).map_err(|reason| {
+                CommandError::InvalidExternal {
+                    event_type: event_type.to_owned(),
+                    reason,
+                }
+            })?;
+        self.ingest(id, events, metadata).await
     }
 
     /// Runs a command on the aggregate its `#[command(id)]` field names.
@@ -695,11 +764,130 @@ impl<A: Aggregate, C: Codec> Inner<A, C> {
         }
     }
 
+    /// Checks the invariants (when enforced: the events are applied to the slot's
+    /// state, so a failure resets the slot) and encodes `events` for an append at the
+    /// slot's version: the batch, the expected version, the event ids.
+    #[allow(clippy::type_complexity)]
+    fn prepare(
+        &self,
+        slot: &mut Slot<A>,
+        events: &[A::Event],
+        metadata: &Metadata,
+    ) -> Result<(Vec<NewEvent>, ExpectedVersion, Vec<uuid::Uuid>), CommandError<A::Error>> {
+        let applied = self.enforce_invariants;
+        if applied {
+            for event in events {
+                if let Err(violation) = slot.state.apply_checked(event) {
+                    slot.reset();
+                    return Err(CommandError::Invariant { violation });
+                }
+            }
+        }
+        let mut batch = Vec::with_capacity(events.len());
+        for event in events {
+            let encoded = NewEvent::encode(event, &self.codec, metadata.clone());
+            batch.push(encoded.map_err(|source| {
+                if applied {
+                    slot.reset();
+                }
+                CommandError::Encode {
+                    event_type: event.event_type(),
+                    source,
+                }
+            })?);
+        }
+        let expected = match slot.version {
+            0 => ExpectedVersion::NoStream,
+            v => ExpectedVersion::Exact(v),
+        };
+        let ids = batch.iter().map(|e| e.event_id).collect();
+        Ok((batch, expected, ids))
+    }
+
+    /// Appends facts from outside (no command): at the end of the stream, whatever its
+    /// version; conflicts with concurrent writers are retried on the new state.
+    async fn append_facts(
+        &self,
+        id: &str,
+        events: Vec<A::Event>,
+        metadata: Metadata,
+    ) -> CommandResult<A> {
+        let slot = self.slot(id);
+        let mut slot = slot.lock().await;
+        let slot = &mut *slot;
+        if !slot.fresh {
+            self.catch_up(slot).await?;
+        }
+        if events.is_empty() {
+            return Ok(Committed {
+                stream_id: slot.stream_id.clone(),
+                stream_version: slot.version,
+                events: Vec::new(),
+            });
+        }
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let applied = self.enforce_invariants;
+            let (batch, expected, ids) = self.prepare(slot, &events, &metadata)?;
+            match self
+                .store
+                .append_projected(&slot.stream_id, expected, batch, &self.projections)
+                .await
+            {
+                Ok(outcome) if outcome.positions.len() == events.len() => {
+                    let committed =
+                        committed_envelopes(slot, events, &ids, &outcome, metadata, applied);
+                    let before = slot.version;
+                    slot.version = outcome.stream_version;
+                    self.maybe_snapshot(slot, before).await;
+                    return Ok(Committed {
+                        stream_id: slot.stream_id.clone(),
+                        stream_version: slot.version,
+                        events: committed,
+                    });
+                }
+                Ok(outcome) => {
+                    slot.invalidate(applied);
+                    return Err(CommandError::Store(StoreError::Backend(
+                        format!(
+                            "the store reported {} positions for a batch of {} events on `{}`",
+                            outcome.positions.len(),
+                            events.len(),
+                            slot.stream_id
+                        )
+                        .into(),
+                    )));
+                }
+                Err(StoreError::Concurrency {
+                    stream_id,
+                    expected,
+                    actual,
+                }) => {
+                    slot.invalidate(applied);
+                    if attempts > self.retry.max_retries().max(FACT_ATTEMPTS) {
+                        return Err(CommandError::Concurrency {
+                            stream_id,
+                            expected,
+                            actual,
+                            attempts,
+                        });
+                    }
+                    self.catch_up(slot).await?;
+                }
+                Err(other) => {
+                    slot.invalidate(applied);
+                    return Err(CommandError::Store(other));
+                }
+            }
+        }
+    }
+
     async fn run_command(
         &self,
         id: &str,
         mut command: A::Command,
-        mut metadata: Metadata,
+        metadata: Metadata,
     ) -> CommandResult<A> {
         let slot = self.slot(id);
         let mut slot = slot.lock().await;
@@ -748,33 +936,12 @@ impl<A: Aggregate, C: Codec> Inner<A, C> {
             // Enforcing invariants applies the events before the append (no copy of the
             // state is made); any failure from here on leaves the slot to be rebuilt.
             let applied = self.enforce_invariants;
-            if applied {
-                for event in &events {
-                    if let Err(violation) = slot.state.apply_checked(event) {
-                        slot.reset();
-                        return Err(CommandError::Invariant { violation });
-                    }
-                }
-            }
-            let mut batch = Vec::with_capacity(events.len());
-            for event in &events {
-                let encoded = NewEvent::encode(event, &self.codec, metadata.clone());
-                batch.push(encoded.map_err(|source| {
-                    if applied {
-                        slot.reset();
-                    }
-                    CommandError::Encode {
-                        event_type: event.event_type(),
-                        source,
-                    }
-                })?);
-            }
-            let expected = match slot.version {
-                0 => ExpectedVersion::NoStream,
-                v => ExpectedVersion::Exact(v),
-            };
-            let ids: Vec<_> = batch.iter().map(|e| e.event_id).collect();
-            match self.store.append(&slot.stream_id, expected, batch).await {
+            let (batch, expected, ids) = self.prepare(slot, &events, &metadata)?;
+            match self
+                .store
+                .append_projected(&slot.stream_id, expected, batch, &self.projections)
+                .await
+            {
                 Ok(outcome) if outcome.positions.len() != events.len() => {
                     // A store must report one position per event; do not guess.
                     slot.invalidate(applied);
@@ -789,31 +956,8 @@ impl<A: Aggregate, C: Codec> Inner<A, C> {
                     )));
                 }
                 Ok(outcome) => {
-                    let first_version = slot.version + 1;
-                    let last = events.len() - 1;
-                    let mut committed = Vec::with_capacity(events.len());
-                    for (k, event) in events.into_iter().enumerate() {
-                        if !applied {
-                            slot.state.apply(&event);
-                        }
-                        // This is the metadata's last use: the last envelope takes it.
-                        let metadata = if k == last {
-                            std::mem::take(&mut metadata)
-                        } else {
-                            metadata.clone()
-                        };
-                        committed.push(EventEnvelope {
-                            event_id: ids[k],
-                            stream_id: slot.stream_id.clone(),
-                            version: first_version + k as u64,
-                            position: outcome.positions[k],
-                            recorded_at: outcome.recorded_at,
-                            event_type: Cow::Borrowed(event.event_type()),
-                            schema_version: event.schema_version(),
-                            metadata,
-                            event,
-                        });
-                    }
+                    let committed =
+                        committed_envelopes(slot, events, &ids, &outcome, metadata, applied);
                     let before = slot.version;
                     slot.version = outcome.stream_version;
                     self.maybe_snapshot(slot, before).await;
@@ -854,4 +998,45 @@ impl<A: Aggregate, C: Codec> Inner<A, C> {
             }
         }
     }
+}
+
+/// How often appending external facts is tried against concurrent writers, at least.
+const FACT_ATTEMPTS: u32 = 20;
+
+/// The envelopes of `events` just committed by `outcome`, applying them to the slot's
+/// state unless `applied` (invariant enforcement applied them before the append).
+fn committed_envelopes<A: Aggregate>(
+    slot: &mut Slot<A>,
+    events: Vec<A::Event>,
+    ids: &[uuid::Uuid],
+    outcome: &crate::store::AppendOutcome,
+    mut metadata: Metadata,
+    applied: bool,
+) -> Vec<EventEnvelope<A::Event>> {
+    let first_version = slot.version + 1;
+    let last = events.len().saturating_sub(1);
+    let mut committed = Vec::with_capacity(events.len());
+    for (k, event) in events.into_iter().enumerate() {
+        if !applied {
+            slot.state.apply(&event);
+        }
+        // This is the metadata's last use: the last envelope takes it.
+        let metadata = if k == last {
+            std::mem::take(&mut metadata)
+        } else {
+            metadata.clone()
+        };
+        committed.push(EventEnvelope {
+            event_id: ids[k],
+            stream_id: slot.stream_id.clone(),
+            version: first_version + k as u64,
+            position: outcome.positions[k],
+            recorded_at: outcome.recorded_at,
+            event_type: Cow::Borrowed(event.event_type()),
+            schema_version: event.schema_version(),
+            metadata,
+            event,
+        });
+    }
+    committed
 }

@@ -1,10 +1,11 @@
 //! The in-memory event store: complete storage semantics, nothing persisted.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use uuid::Uuid;
 
 use super::{
@@ -12,6 +13,10 @@ use super::{
     RetentionEvent, RetentionOutcome, StoreError, validate_batch,
 };
 use crate::event::{NewEvent, RecordedEvent};
+use crate::projection::{
+    ApplyFailure, BatchError, DeadLetter, Projection, ProjectionBatch, ProjectionState, ViewStore,
+    apply_events,
+};
 use crate::snapshot::Snapshot;
 
 /// An event store held in process memory.
@@ -30,10 +35,75 @@ use crate::snapshot::Snapshot;
 /// let same = store.clone();
 /// # let _ = same;
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct InMemoryEventStore {
     inner: Arc<RwLock<Global>>,
     snapshots: Arc<Mutex<HashMap<String, Snapshot>>>,
+    views: Arc<Mutex<HashMap<String, Views>>>,
+    head: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Default for InMemoryEventStore {
+    fn default() -> Self {
+        Self {
+            inner: Arc::default(),
+            snapshots: Arc::default(),
+            views: Arc::default(),
+            head: Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
+    }
+}
+
+/// One projection's documents (per generation), checkpoint state and dead letters.
+#[derive(Debug, Default)]
+struct Views {
+    state: ProjectionState,
+    docs: HashMap<u32, BTreeMap<String, Bytes>>,
+    dead: Vec<DeadLetter>,
+}
+
+impl Views {
+    /// The checkpoint of `generation`, if it is written (active or rebuilding).
+    fn checkpoint(&self, generation: u32) -> Option<u64> {
+        if generation == self.state.active_generation {
+            Some(self.state.position)
+        } else {
+            match self.state.rebuilding {
+                Some((g, p)) if g == generation => Some(p),
+                _ => None,
+            }
+        }
+    }
+
+    fn set_checkpoint(&mut self, generation: u32, position: u64) {
+        if generation == self.state.active_generation {
+            self.state.position = position;
+        } else if let Some((g, p)) = &mut self.state.rebuilding
+            && *g == generation
+        {
+            *p = position;
+        }
+    }
+
+    /// Writes the documents `changed` (from `docs`) into `generation`.
+    fn write(
+        &mut self,
+        generation: u32,
+        changed: Vec<String>,
+        docs: &mut HashMap<String, Option<Bytes>>,
+    ) {
+        let target = self.docs.entry(generation).or_default();
+        for key in changed {
+            match docs.remove(&key).flatten() {
+                Some(doc) => {
+                    target.insert(key, doc);
+                }
+                None => {
+                    target.remove(&key);
+                }
+            }
+        }
+    }
 }
 
 type Stream = Arc<RwLock<StreamData>>;
@@ -158,7 +228,13 @@ impl InMemoryEventStore {
             }
         };
         let mut stored = retention.write().map_err(|_| poisoned())?;
-        let outcome = write_batch(global, &retention, &mut stored, vec![marker.to_new_event()]);
+        let outcome = write_batch(
+            global,
+            &retention,
+            &mut stored,
+            vec![marker.to_new_event()],
+            SystemTime::now(),
+        );
         Ok(outcome.positions[0])
     }
 }
@@ -169,8 +245,8 @@ fn write_batch(
     stream: &Stream,
     stored: &mut StreamData,
     events: Vec<NewEvent>,
+    recorded_at: SystemTime,
 ) -> AppendOutcome {
-    let recorded_at = SystemTime::now();
     let mut positions = Vec::with_capacity(events.len());
     stored.events.reserve(events.len());
     for e in events {
@@ -278,6 +354,17 @@ impl EventStore for InMemoryEventStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
+        self.append_projected(stream_id, expected, events, &[])
+            .await
+    }
+
+    async fn append_projected(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        projections: &[Arc<dyn Projection>],
+    ) -> Result<AppendOutcome, StoreError> {
         validate_batch(stream_id, &events)?;
         // Lock order for writers: the stream, then the global state. Readers never hold
         // the global lock while they wait for a stream, so a slow reader of one stream
@@ -301,7 +388,62 @@ impl EventStore for InMemoryEventStore {
                 actual: ActualVersion(current),
             });
         }
-        Ok(write_batch(&mut global, &stream, &mut stored, events))
+        let recorded_at = SystemTime::now();
+        if !projections.is_empty() {
+            // Run the projections on the envelopes the batch is about to get, before
+            // anything is written: a failure leaves events and views untouched.
+            let first_position = global.log.len() as u64 + 1;
+            let recorded: Vec<RecordedEvent> = events
+                .iter()
+                .enumerate()
+                .map(|(k, e)| {
+                    super::recorded_from_new(
+                        &stored.id,
+                        e,
+                        stored.version + 1 + k as u64,
+                        first_position + k as u64,
+                        recorded_at,
+                    )
+                })
+                .collect();
+            let last_position = first_position + events.len() as u64 - 1;
+            let mut views = self.views.lock().map_err(|_| poisoned())?;
+            let mut writes = Vec::with_capacity(projections.len());
+            for projection in projections {
+                let name = projection.name();
+                let view = views.get(name);
+                let generation = view.map_or(0, |v| v.state.active_generation);
+                let generation_docs = view.and_then(|v| v.docs.get(&generation));
+                let mut docs = HashMap::new();
+                let changed = apply_events(&**projection, &recorded, &mut docs, |key| {
+                    Ok::<_, StoreError>(generation_docs.and_then(|d| d.get(key).cloned()))
+                })
+                .map_err(|failure| match failure {
+                    ApplyFailure::Load(e) => e,
+                    ApplyFailure::Projection { index, error } => StoreError::Projection {
+                        projection: name.to_owned(),
+                        stream_id: stream_id.to_owned(),
+                        event_id: recorded[index].event_id,
+                        source: error,
+                    },
+                })?;
+                writes.push((name.to_owned(), generation, changed, docs));
+            }
+            for (name, generation, changed, mut docs) in writes {
+                let view = views.entry(name).or_default();
+                view.write(generation, changed, &mut docs);
+                view.state.position = view.state.position.max(last_position);
+            }
+        }
+        let outcome = write_batch(&mut global, &stream, &mut stored, events, recorded_at);
+        if let Some(last) = outcome.positions.last() {
+            self.head.send_replace(*last);
+        }
+        Ok(outcome)
+    }
+
+    fn commit_notifier(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.head.subscribe())
     }
 
     async fn read_stream(
@@ -549,5 +691,117 @@ impl EventStore for InMemoryEventStore {
     async fn load_snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
         let snapshots = self.snapshots.lock().map_err(|_| poisoned())?;
         Ok(snapshots.get(stream_id).cloned())
+    }
+}
+
+#[async_trait]
+impl ViewStore for InMemoryEventStore {
+    async fn load_doc(&self, projection: &str, key: &str) -> Result<Option<Bytes>, StoreError> {
+        let views = self.views.lock().map_err(|_| poisoned())?;
+        Ok(views.get(projection).and_then(|v| {
+            v.docs
+                .get(&v.state.active_generation)
+                .and_then(|d| d.get(key).cloned())
+        }))
+    }
+
+    async fn load_docs(&self, projection: &str) -> Result<Vec<(String, Bytes)>, StoreError> {
+        let views = self.views.lock().map_err(|_| poisoned())?;
+        Ok(views
+            .get(projection)
+            .and_then(|v| v.docs.get(&v.state.active_generation))
+            .map(|d| d.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default())
+    }
+
+    async fn projection_state(&self, projection: &str) -> Result<ProjectionState, StoreError> {
+        let views = self.views.lock().map_err(|_| poisoned())?;
+        Ok(views.get(projection).map(|v| v.state).unwrap_or_default())
+    }
+
+    async fn commit_batch(&self, batch: ProjectionBatch<'_>) -> Result<(), BatchError> {
+        let name = batch.projection.name();
+        let mut views = self.views.lock().map_err(|_| poisoned())?;
+        let view = views.entry(name.to_owned()).or_default();
+        let stored = view.checkpoint(batch.generation);
+        if stored != Some(batch.from) {
+            return Err(BatchError::Stale {
+                stored,
+                from: batch.from,
+            });
+        }
+        let generation_docs = view.docs.get(&batch.generation);
+        let mut docs = HashMap::new();
+        let changed = apply_events(batch.projection, batch.events, &mut docs, |key| {
+            Ok::<_, StoreError>(generation_docs.and_then(|d| d.get(key).cloned()))
+        })
+        .map_err(|failure| match failure {
+            ApplyFailure::Load(e) => BatchError::Store(e),
+            ApplyFailure::Projection { index, error } => BatchError::Apply {
+                index,
+                error: *error,
+            },
+        })?;
+        view.write(batch.generation, changed, &mut docs);
+        view.dead.retain(|d| {
+            !(d.generation == batch.generation && batch.resolved.contains(&d.event_id))
+        });
+        for letter in batch.park {
+            view.dead
+                .retain(|d| !(d.generation == letter.generation && d.event_id == letter.event_id));
+            view.dead.push(letter.clone());
+        }
+        view.dead.sort_by_key(|d| (d.position, d.generation));
+        view.set_checkpoint(batch.generation, batch.checkpoint);
+        Ok(())
+    }
+
+    async fn dead_letters(&self, projection: &str) -> Result<Vec<DeadLetter>, StoreError> {
+        let views = self.views.lock().map_err(|_| poisoned())?;
+        Ok(views
+            .get(projection)
+            .map(|v| v.dead.clone())
+            .unwrap_or_default())
+    }
+
+    async fn start_rebuild(&self, projection: &str) -> Result<u32, StoreError> {
+        let mut views = self.views.lock().map_err(|_| poisoned())?;
+        let view = views.entry(projection.to_owned()).or_default();
+        let previous = view.state.rebuilding.map(|(g, _)| g);
+        let generation = view.state.active_generation.max(previous.unwrap_or(0)) + 1;
+        if let Some(old) = previous {
+            view.docs.remove(&old);
+            view.dead.retain(|d| d.generation != old);
+        }
+        view.state.rebuilding = Some((generation, 0));
+        Ok(generation)
+    }
+
+    async fn activate(&self, projection: &str, generation: u32) -> Result<(), StoreError> {
+        let mut views = self.views.lock().map_err(|_| poisoned())?;
+        let view = views.entry(projection.to_owned()).or_default();
+        let Some((rebuilding, position)) = view.state.rebuilding else {
+            return Err(StoreError::Backend(
+                format!("projection `{projection}` has no rebuild under way to activate").into(),
+            ));
+        };
+        if rebuilding != generation {
+            return Err(StoreError::Backend(
+                format!(
+                    "projection `{projection}` is rebuilding generation {rebuilding}, \
+                     not {generation}"
+                )
+                .into(),
+            ));
+        }
+        let old = view.state.active_generation;
+        view.docs.remove(&old);
+        view.dead.retain(|d| d.generation != old);
+        view.state = ProjectionState {
+            active_generation: generation,
+            position,
+            rebuilding: None,
+        };
+        Ok(())
     }
 }

@@ -14,12 +14,14 @@ pub mod sqlite;
 
 use std::fmt;
 use std::ops::ControlFlow;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::event::{NewEvent, RecordedEvent};
+use crate::projection::Projection;
 use crate::snapshot::Snapshot;
 
 pub use memory::InMemoryEventStore;
@@ -174,6 +176,21 @@ pub enum StoreError {
     /// The backend failed (I/O, connection, corruption).
     #[error("event store backend failed: {0}")]
     Backend(#[source] BoxError),
+    /// An inline projection failed on an event of the batch; nothing was committed.
+    #[error(
+        "inline projection `{projection}` failed on event {event_id} of `{stream_id}`: {source}"
+    )]
+    Projection {
+        /// The projection.
+        projection: String,
+        /// The stream appended to.
+        stream_id: String,
+        /// The event it failed on.
+        event_id: uuid::Uuid,
+        /// Why.
+        #[source]
+        source: Box<crate::projection::ProjectionError>,
+    },
 }
 
 /// What a retention operation removed.
@@ -416,6 +433,55 @@ pub trait EventStore: Send + Sync + 'static {
         Err(StoreError::Unsupported {
             operation: "snapshots",
         })
+    }
+
+    /// Appends like [`append`](Self::append) and, in the same transaction, applies the
+    /// inline `projections` to the appended events (their documents in the active
+    /// generation, their checkpoints moved to the batch's last position if higher). A
+    /// projection failure commits nothing and is [`StoreError::Projection`]. A
+    /// deduplicated re-send applies nothing (it was applied when first committed).
+    async fn append_projected(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        projections: &[Arc<dyn Projection>],
+    ) -> Result<AppendOutcome, StoreError> {
+        if projections.is_empty() {
+            return self.append(stream_id, expected, events).await;
+        }
+        Err(StoreError::Unsupported {
+            operation: "inline projections",
+        })
+    }
+
+    /// A receiver of the head position, updated after every commit made through this
+    /// store object (in this process), so that subscriptions wake on commits instead
+    /// of polling; `None` if the store cannot tell (subscribers then poll).
+    fn commit_notifier(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+}
+
+/// The envelope `event` gets once stored at `version` and `position` (for adapters
+/// running inline projections on a batch inside its transaction).
+pub fn recorded_from_new(
+    stream_id: &Arc<str>,
+    event: &NewEvent,
+    version: u64,
+    position: u64,
+    recorded_at: SystemTime,
+) -> RecordedEvent {
+    RecordedEvent {
+        event_id: event.event_id,
+        stream_id: stream_id.clone(),
+        version,
+        position,
+        recorded_at,
+        event_type: Arc::from(&*event.event_type),
+        schema_version: event.schema_version,
+        metadata: event.metadata.clone(),
+        payload: event.payload.clone(),
     }
 }
 

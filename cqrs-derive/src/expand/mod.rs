@@ -5,6 +5,7 @@ pub(crate) mod aggregate_impl;
 pub(crate) mod command;
 pub(crate) mod event;
 pub(crate) mod invariant;
+pub(crate) mod projection;
 
 use proc_macro2::TokenStream;
 use quote::quote;

@@ -12,6 +12,10 @@
 //! connections), dropped afterwards, and once per repetition the plain-SQL limit
 //! (`raw-insert`, `--pg-raw` single-event inserts). Within a repetition the backends run one after the other, each through
 //! every requested workload.
+//!
+//! In W1/W2 the read model `AccountSummary` is the framework's: an inline projection
+//! whose documents live in the store's views and change in each append's transaction;
+//! the check values are read back from those views after the clock stops.
 
 use std::fs::OpenOptions;
 use std::io::Write;

@@ -30,8 +30,9 @@
 //! [`StoreError::Backend`]. A schema already at this build's version is checked without
 //! DDL or locks (so a role without CREATE rights can connect); otherwise the missing
 //! migrations run in one transaction under an advisory lock. The SQL is in `schema.rs`
-//! (migration 1: the tables below but `epochs`, the functions `claim_positions` and
-//! `append_events`; migration 2: `epochs` and `bump_epoch()`):
+//! (migration 1: the tables below but `epochs` and the read side, the functions
+//! `claim_positions` and `append_events`; migration 2: `epochs` and `bump_epoch()`;
+//! migration 3: `views`, `projections`, `dead_letters`):
 //!
 //! | table | holds |
 //! |---|---|
@@ -39,6 +40,9 @@
 //! | `streams` | per `(tenant, stream_id)`: `version`, `first_version` after truncation, `deleted` tombstone |
 //! | `snapshots` | the newest snapshot per `(tenant, stream_id)` |
 //! | `epochs` | restore epochs: `epoch`, `floor_position`, `bump_tx` (`xid8`), `bumped_at` |
+//! | `views` | read-model documents: `doc` (`jsonb`) per `(tenant, projection, generation, key)` |
+//! | `projections` | per `(tenant, projection)`: `active_generation`, its checkpoint `position`, and `rebuilding_generation`/`rebuilding_position` during a rebuild |
+//! | `dead_letters` | events a projection parked, per `(tenant, projection, generation, event_id)` |
 //! | `cqrs_schema` | the migrations applied |
 //!
 //! Every key and every query carries the tenant ([`PostgresOptions::tenant`], default
@@ -59,6 +63,38 @@
 //!
 //! Every statement the adapter runs often is prepared once per connection
 //! (`prepare_cached`), so a call is one round trip.
+//!
+//! # Read models
+//!
+//! The store is also a [`ViewStore`](crate::projection::ViewStore): documents, checkpoints
+//! and dead letters live in the tables `views`, `projections` and `dead_letters` (SQL and
+//! round trips in `views.rs`). Documents are `jsonb`, so a document reads back as the
+//! same JSON value, not necessarily the same bytes (key order, white space). The
+//! `projections` row of a projection is its write lock: a batch, an inline append, a
+//! rebuild and an activation lock it (`FOR UPDATE`, or the upsert of the checkpoint)
+//! before reading documents, so two writers never read the same document and both write
+//! it. Transactions with several statements send `BEGIN` and `COMMIT` in the same
+//! pipeline as their first and last statements, which is why:
+//!
+//! * [`EventStore::append_projected`] (inline projections) is three round trips: `BEGIN`
+//!   with `append_events` (still the transaction's first write); the checkpoints' upsert
+//!   (locks, sorted by name) with the documents the batch's keys need; the documents'
+//!   writes (one statement for every projection) with `COMMIT`; two when none of the
+//!   projections handles the batch's events (the `COMMIT` goes with the upsert). A plain
+//!   append stays one;
+//! * [`ViewStore::commit_batch`](crate::projection::ViewStore::commit_batch) is two:
+//!   `BEGIN`, the row lock and the documents; one statement writing documents, dead
+//!   letters and the checkpoint, with `COMMIT`.
+//!
+//! A documents' write that PostgreSQL would refuse (a document that is not JSON or holds
+//! U+0000 in a string, a key with a NUL character) is reported as the projection's
+//! failure on the event that produced it, before anything is sent, so an async runner
+//! parks the event instead of retrying a backend error for ever.
+//!
+//! [`EventStore::commit_notifier`] is a `tokio::sync::watch` of the highest position
+//! committed through the store object (and its clones): appends, inline appends and
+//! retention markers. Commits made by other processes are not seen; subscribers poll for
+//! those.
 //!
 //! # The gap-free global log
 //!
@@ -144,19 +180,24 @@
 //! GRANT USAGE ON SEQUENCE "cqrs".event_positions TO app;           -- nextval in the claim
 //! GRANT EXECUTE ON FUNCTION "cqrs".append_events(text, text, bigint, uuid[], text[],
 //!     integer[], jsonb[], bytea[]), "cqrs".claim_positions(integer) TO app;
+//! GRANT SELECT, INSERT, UPDATE, DELETE                             -- the read side
+//!     ON "cqrs".views, "cqrs".projections, "cqrs".dead_letters TO app;
 //! ```
 //!
 //! The functions are `SECURITY INVOKER`: they run with the writer's rights, so the
 //! events table is only ever inserted into and read. The `streams` table holds the
 //! per-stream version counter (and the tombstone), hence its UPDATE; the writer role can
 //! therefore move a counter or tombstone a stream, but never alter or remove a stored
-//! event. Such a role can connect (the schema must already be at this build's version),
-//! append, read and snapshot; the retention calls (`delete_stream`, `truncate_stream`,
+//! event. The read-side tables are derived data (rebuilt from the events at will), so the
+//! role may change them freely. Such a role can connect (the schema must already be at this build's version),
+//! append, read and snapshot, run projections (inline and async, rebuilds included); the
+//! retention calls (`delete_stream`, `truncate_stream`,
 //! `expire`) and `bump_epoch` need the owner. A test proves that the role's UPDATE,
 //! DELETE, TRUNCATE and DROP on `events` fail with SQLSTATE 42501.
 
 mod schema;
 mod tls;
+mod views;
 
 pub use tls::TlsMode;
 
@@ -176,6 +217,7 @@ use super::{
     RetentionEvent, RetentionOutcome, StoreError, validate_batch,
 };
 use crate::event::{Metadata, NewEvent, RecordedEvent};
+use crate::projection::Projection;
 use crate::snapshot::Snapshot;
 
 /// The columns every event query selects, in the order [`RowDecoder`] reads them.
@@ -335,6 +377,7 @@ impl PostgresOptions {
                 horizon(&q)
             ),
         };
+        let views = views::ViewSql::new(&q);
         Ok(PostgresEventStore {
             inner: Arc::new(Inner {
                 pool,
@@ -343,6 +386,8 @@ impl PostgresOptions {
                 tenant: self.tenant,
                 read_wait: self.read_wait,
                 sql,
+                views,
+                commits: tokio::sync::watch::Sender::new(0),
             }),
         })
     }
@@ -385,6 +430,9 @@ struct Inner {
     tenant: String,
     read_wait: Duration,
     sql: Sql,
+    views: views::ViewSql,
+    /// The highest position committed through this store object ([`EventStore::commit_notifier`]).
+    commits: tokio::sync::watch::Sender<u64>,
 }
 
 /// An [`EventStore`] on PostgreSQL; cheap to clone (one shared pool).
@@ -431,7 +479,7 @@ impl PostgresEventStore {
     }
 
     /// The schema version this build migrates to.
-    pub const SCHEMA_VERSION: i32 = 2;
+    pub const SCHEMA_VERSION: i32 = 3;
 
     /// The schema name (unquoted).
     pub fn schema(&self) -> &str {
@@ -500,6 +548,7 @@ impl PostgresEventStore {
     /// GRANT SELECT ON s.cqrs_schema, s.epochs TO role;
     /// GRANT USAGE ON SEQUENCE s.event_positions TO role;
     /// GRANT EXECUTE ON FUNCTION s.append_events(...), s.claim_positions(integer) TO role;
+    /// GRANT SELECT, INSERT, UPDATE, DELETE ON s.views, s.projections, s.dead_letters TO role;
     /// ```
     ///
     /// `role` must match `^[a-z_][a-z0-9_]{0,62}$` and exist.
@@ -521,7 +570,9 @@ impl PostgresEventStore {
                  GRANT SELECT ON {s}.cqrs_schema, {s}.epochs TO {r};
                  GRANT USAGE ON SEQUENCE {s}.event_positions TO {r};
                  GRANT EXECUTE ON FUNCTION {s}.append_events(text, text, bigint, uuid[], \
-                     text[], integer[], jsonb[], bytea[]), {s}.claim_positions(integer) TO {r};"
+                     text[], integer[], jsonb[], bytea[]), {s}.claim_positions(integer) TO {r};
+                 GRANT SELECT, INSERT, UPDATE, DELETE \
+                     ON {s}.views, {s}.projections, {s}.dead_letters TO {r};"
             ))
             .await
             .map_err(pg_error("granting the writer role"))?;
@@ -819,113 +870,55 @@ impl PostgresEventStore {
             .await
             .map_err(pg_error("claiming a position"))?
             .get(0);
-        Ok((tx, positions[0]))
+        let position = positions
+            .first()
+            .copied()
+            .ok_or_else(|| StoreError::Backend("claim_positions(1) returned no position".into()))?;
+        Ok((tx, position))
     }
-}
 
-#[async_trait]
-impl EventStore for PostgresEventStore {
-    async fn append(
+    /// Appends `events`, and with `projections` applies them in the same transaction. The
+    /// retry loop, the re-send check and the conflict report are the same for both.
+    async fn append_with(
         &self,
         stream_id: &str,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
+        projections: &[Arc<dyn Projection>],
     ) -> Result<AppendOutcome, StoreError> {
         validate_batch(stream_id, &events)?;
-        let expected_code: i64 = match expected {
-            ExpectedVersion::Any => -1,
-            ExpectedVersion::NoStream => -2,
-            ExpectedVersion::StreamExists => -3,
-            ExpectedVersion::Exact(v) => i64::try_from(v).unwrap_or(i64::MAX),
-        };
-        let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
-        let types: Vec<&str> = events.iter().map(|e| &*e.event_type).collect();
-        let schema_versions: Vec<i32> = events.iter().map(|e| e.schema_version as i32).collect();
-        let metadata = events
-            .iter()
-            .map(|e| metadata_json(&e.metadata, stream_id))
-            .collect::<Result<Vec<_>, _>>()?;
-        let payloads: Vec<&[u8]> = events.iter().map(|e| &e.payload[..]).collect();
+        let inline = views::Inline::new(projections)?;
+        let args = AppendArgs::new(&self.inner.tenant, stream_id, expected, &events)?;
         let client = self.client().await?;
         let statement = client
             .prepare_cached(&self.inner.sql.append)
             .await
             .map_err(pg_error("preparing a statement"))?;
-        let params: [&(dyn ToSql + Sync); 8] = [
-            &self.inner.tenant,
-            &stream_id,
-            &expected_code,
-            &ids,
-            &types,
-            &schema_versions,
-            &metadata,
-            &payloads,
-        ];
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let row = match client.query_one(&statement, &params).await {
-                Ok(row) => row,
-                Err(e) if is_event_id_violation(&e) => {
-                    // An event id of the batch is stored: a re-send, or a clash.
-                    match self.replay_of(&client, stream_id, &events).await? {
-                        Some(outcome) => return Ok(outcome),
-                        // Removed meanwhile (retention), or committed by a racing
-                        // transaction that then rolled back: try again.
-                        None if attempt < MAX_APPEND_ATTEMPTS => continue,
-                        None => {
-                            return Err(StoreError::Backend(
-                                "an event id kept appearing and disappearing".into(),
-                            ));
-                        }
+            let run = if inline.is_empty() {
+                match client.query_one(&statement, &args.params()).await {
+                    Ok(row) => AppendStatus::parse(&row).map_err(AttemptError::Store),
+                    Err(e) => Err(AttemptError::Pg(e)),
+                }
+            } else {
+                self.append_inline(&client, &statement, &args, &events, &inline)
+                    .await
+            };
+            let error = match run {
+                Ok(AppendStatus::Written(outcome)) => {
+                    if let Some(last) = outcome.positions.last() {
+                        self.notify_commit(*last);
                     }
+                    return Ok(outcome);
                 }
-                Err(e) if retryable(&e) && attempt < MAX_APPEND_ATTEMPTS => {
-                    // A racing append of the same versions: run again, and see the
-                    // conflict (or the re-send).
-                    continue;
-                }
-                Err(e) if retryable(&e) => {
-                    let actual = self.stream_version(stream_id).await?;
-                    return Err(StoreError::Concurrency {
-                        stream_id: stream_id.to_owned(),
-                        expected,
-                        actual: ActualVersion(actual),
-                    });
-                }
-                Err(e) => return Err(pg_error("appending")(e)),
-            };
-            // [status, version, recorded_at in µs since 1970, position...]
-            let result: Vec<i64> = row.get(0);
-            let (status, version, micros) = match result[..] {
-                [status, version, micros, ..] => (status, version, micros),
-                _ => {
-                    return Err(StoreError::Backend(
-                        format!("append_events returned a malformed result {result:?}").into(),
-                    ));
-                }
-            };
-            match status {
-                1 => {
-                    let recorded_at = u64::try_from(micros)
-                        .ok()
-                        .and_then(|us| {
-                            SystemTime::UNIX_EPOCH.checked_add(Duration::from_micros(us))
-                        })
-                        .unwrap_or(SystemTime::UNIX_EPOCH);
-                    return Ok(AppendOutcome {
-                        stream_version: version.max(0) as u64,
-                        positions: result[3..].iter().map(|p| *p as u64).collect(),
-                        recorded_at,
-                        deduplicated: false,
-                    });
-                }
-                2 => {
+                Ok(AppendStatus::Deleted) => {
                     return Err(StoreError::StreamDeleted {
                         stream_id: stream_id.to_owned(),
                     });
                 }
-                3 => {
+                Ok(AppendStatus::Conflict(version)) => {
                     // The stream moved on: either someone else wrote, or this very batch
                     // was committed before (a retry after an ambiguous commit).
                     if let Some(outcome) = self.replay_of(&client, stream_id, &events).await? {
@@ -937,13 +930,190 @@ impl EventStore for PostgresEventStore {
                         actual: ActualVersion((version > 0).then_some(version as u64)),
                     });
                 }
-                other => {
-                    return Err(StoreError::Backend(
-                        format!("append_events returned an unknown status {other}").into(),
-                    ));
+                Err(AttemptError::Store(e)) => return Err(e),
+                Err(AttemptError::Pg(e)) => e,
+            };
+            if is_event_id_violation(&error) {
+                // An event id of the batch is stored: a re-send, or a clash.
+                match self.replay_of(&client, stream_id, &events).await? {
+                    Some(outcome) => return Ok(outcome),
+                    // Removed meanwhile (retention), or committed by a racing
+                    // transaction that then rolled back: try again.
+                    None if attempt < MAX_APPEND_ATTEMPTS => continue,
+                    None => {
+                        return Err(StoreError::Backend(
+                            "an event id kept appearing and disappearing".into(),
+                        ));
+                    }
                 }
             }
+            if retryable(&error) {
+                if attempt < MAX_APPEND_ATTEMPTS {
+                    // A racing append of the same versions (or, with inline projections,
+                    // a deadlock): run again, and see the conflict (or the re-send).
+                    continue;
+                }
+                let actual = self.stream_version(stream_id).await?;
+                return Err(StoreError::Concurrency {
+                    stream_id: stream_id.to_owned(),
+                    expected,
+                    actual: ActualVersion(actual),
+                });
+            }
+            return Err(pg_error("appending")(error));
         }
+    }
+
+    /// Tells [`EventStore::commit_notifier`]'s receivers that `position` is committed.
+    fn notify_commit(&self, position: u64) {
+        self.inner.commits.send_if_modified(|head| {
+            let higher = position > *head;
+            if higher {
+                *head = position;
+            }
+            higher
+        });
+    }
+}
+
+/// The parameters of `append_events`, encoded once for every attempt.
+struct AppendArgs<'a> {
+    tenant: &'a str,
+    stream_id: &'a str,
+    expected: i64,
+    ids: Vec<Uuid>,
+    types: Vec<&'a str>,
+    schema_versions: Vec<i32>,
+    metadata: Vec<Json<serde_json::Value>>,
+    payloads: Vec<&'a [u8]>,
+}
+
+impl<'a> AppendArgs<'a> {
+    fn new(
+        tenant: &'a str,
+        stream_id: &'a str,
+        expected: ExpectedVersion,
+        events: &'a [NewEvent],
+    ) -> Result<Self, StoreError> {
+        Ok(Self {
+            tenant,
+            stream_id,
+            expected: match expected {
+                ExpectedVersion::Any => -1,
+                ExpectedVersion::NoStream => -2,
+                ExpectedVersion::StreamExists => -3,
+                ExpectedVersion::Exact(v) => i64::try_from(v).unwrap_or(i64::MAX),
+            },
+            ids: events.iter().map(|e| e.event_id).collect(),
+            types: events.iter().map(|e| &*e.event_type).collect(),
+            schema_versions: events.iter().map(|e| e.schema_version as i32).collect(),
+            metadata: events
+                .iter()
+                .map(|e| metadata_json(&e.metadata, stream_id))
+                .collect::<Result<_, _>>()?,
+            payloads: events.iter().map(|e| &e.payload[..]).collect(),
+        })
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 8] {
+        [
+            &self.tenant,
+            &self.stream_id,
+            &self.expected,
+            &self.ids,
+            &self.types,
+            &self.schema_versions,
+            &self.metadata,
+            &self.payloads,
+        ]
+    }
+}
+
+/// What one run of `append_events` did.
+enum AppendStatus {
+    /// The batch is written (committed, for a plain append).
+    Written(AppendOutcome),
+    /// The stream is deleted.
+    Deleted,
+    /// The stream is not at the expected version; it is at this one (0: no stream).
+    Conflict(i64),
+}
+
+impl AppendStatus {
+    /// Reads `append_events`' result: `[status, version, recorded_at µs, position...]`.
+    fn parse(row: &Row) -> Result<Self, StoreError> {
+        let result: Vec<i64> = row
+            .try_get(0)
+            .map_err(pg_error("reading the result of append_events"))?;
+        let malformed = || {
+            StoreError::Backend(
+                format!("append_events returned a malformed result {result:?}").into(),
+            )
+        };
+        let [status, version, micros, ref positions @ ..] = result[..] else {
+            return Err(malformed());
+        };
+        match status {
+            1 => {
+                let recorded_at = u64::try_from(micros)
+                    .ok()
+                    .and_then(|us| SystemTime::UNIX_EPOCH.checked_add(Duration::from_micros(us)))
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                Ok(Self::Written(AppendOutcome {
+                    stream_version: u64::try_from(version).map_err(|_| malformed())?,
+                    positions: positions
+                        .iter()
+                        .map(|p| u64::try_from(*p).map_err(|_| malformed()))
+                        .collect::<Result<_, _>>()?,
+                    recorded_at,
+                    deduplicated: false,
+                }))
+            }
+            2 => Ok(Self::Deleted),
+            3 => Ok(Self::Conflict(version)),
+            other => Err(StoreError::Backend(
+                format!("append_events returned an unknown status {other}").into(),
+            )),
+        }
+    }
+}
+
+/// Why one attempt of an append failed: a PostgreSQL error the retry loop sorts (a race,
+/// a re-send), or a final one.
+enum AttemptError {
+    Pg(tokio_postgres::Error),
+    Store(StoreError),
+}
+
+#[async_trait]
+impl EventStore for PostgresEventStore {
+    async fn append(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        self.append_with(stream_id, expected, events, &[]).await
+    }
+
+    /// The append and the inline projections' documents in one transaction, in three round
+    /// trips, two if no projection handles the events (see the [module docs](self));
+    /// without projections, a plain [`append`](EventStore::append).
+    async fn append_projected(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        projections: &[Arc<dyn Projection>],
+    ) -> Result<AppendOutcome, StoreError> {
+        self.append_with(stream_id, expected, events, projections)
+            .await
+    }
+
+    /// Updated after every append (plain or with inline projections) and retention marker
+    /// committed through this store object or one of its clones.
+    fn commit_notifier(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.inner.commits.subscribe())
     }
 
     async fn read_stream(
@@ -1095,6 +1265,7 @@ impl EventStore for PostgresEventStore {
         tx.commit()
             .await
             .map_err(pg_error("committing a deletion"))?;
+        self.notify_commit(marker_position);
         Ok(RetentionOutcome {
             removed,
             marker_position: Some(marker_position),
@@ -1168,6 +1339,9 @@ impl EventStore for PostgresEventStore {
         tx.commit()
             .await
             .map_err(pg_error("committing a truncation"))?;
+        if let Some(position) = marker_position {
+            self.notify_commit(position);
+        }
         Ok(RetentionOutcome {
             removed,
             marker_position,
@@ -1231,6 +1405,9 @@ impl EventStore for PostgresEventStore {
         tx.commit()
             .await
             .map_err(pg_error("committing an expiry"))?;
+        if let Some(position) = marker_position {
+            self.notify_commit(position);
+        }
         Ok(RetentionOutcome {
             removed,
             marker_position,

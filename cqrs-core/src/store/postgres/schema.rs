@@ -215,6 +215,52 @@ END
 $fn$;
 "#,
     },
+    Migration {
+        version: 3,
+        description: "read models: views, projection checkpoints and generations, dead letters",
+        sql: r#"
+-- One JSON document per (projection, generation, key). Reads are served from the
+-- projection's active generation; a rebuild writes a new one beside it.
+CREATE TABLE {schema}.views (
+    tenant     text    NOT NULL,
+    projection text    NOT NULL,
+    generation integer NOT NULL,
+    key        text    NOT NULL,
+    doc        jsonb   NOT NULL,
+    PRIMARY KEY (tenant, projection, generation, key)
+);
+
+-- Where each projection stands. The row is also the projection's write lock: every
+-- transaction that writes its documents (a batch, an inline append, a rebuild, an
+-- activation) locks it first, so documents are never written by two at once.
+CREATE TABLE {schema}.projections (
+    tenant                text    NOT NULL,
+    projection            text    NOT NULL,
+    active_generation     integer NOT NULL DEFAULT 0,
+    position              bigint  NOT NULL DEFAULT 0,
+    rebuilding_generation integer NULL,
+    rebuilding_position   bigint  NULL,
+    PRIMARY KEY (tenant, projection),
+    CHECK ((rebuilding_generation IS NULL) = (rebuilding_position IS NULL))
+);
+
+-- Events a projection kept failing on (or that wait behind one of their stream).
+CREATE TABLE {schema}.dead_letters (
+    tenant     text    NOT NULL,
+    projection text    NOT NULL,
+    generation integer NOT NULL,
+    position   bigint  NOT NULL,
+    event_id   uuid    NOT NULL,
+    stream_id  text    NOT NULL,
+    version    bigint  NOT NULL,
+    reason     text    NOT NULL,
+    attempts   integer NOT NULL,
+    blocked_by bigint  NULL,
+    PRIMARY KEY (tenant, projection, generation, event_id)
+);
+CREATE INDEX dead_letters_by_position ON {schema}.dead_letters (tenant, projection, position);
+"#,
+    },
 ];
 
 /// Creates the schema if needed and applies every migration it lacks, in one

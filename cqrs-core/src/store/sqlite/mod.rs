@@ -24,7 +24,9 @@
 //! ```
 //!
 //! It implements the whole [`EventStore`] contract, retention and snapshots included, and
-//! passes the conformance suite of `cqrs-testing`.
+//! passes the conformance suite of `cqrs-testing`. It also keeps the read side in the same
+//! file: it is a [`ViewStore`](crate::projection::ViewStore), and runs inline projections
+//! in the append's transaction (see [read side](#read-side-projections)).
 //!
 //! # Durability
 //!
@@ -116,12 +118,52 @@
 //! | `events` | the global log: `position` (`INTEGER PRIMARY KEY AUTOINCREMENT`), `stream_id`, `version`, `event_id` (16-byte blob, unique), `event_type`, `schema_version`, `metadata` (JSON text), `payload` (blob), `recorded_at` (ns since the Unix epoch), `batch_size` (on the first event of a batch, its length, else 0: the batch boundaries, for audits and tools); unique on `(stream_id, version)` |
 //! | `streams` | one row per stream: its `version` (found in O(1)), its `first_version` after truncation, its `deleted` tombstone |
 //! | `snapshots` | the newest snapshot of each stream |
+//! | `views` | the documents of projections: `projection`, `generation`, `key`, `doc` (JSON, as a blob); primary key `(projection, generation, key)`, `WITHOUT ROWID` |
+//! | `projections` | one row per projection: `active_generation` and its checkpoint `position`, `rebuilding_generation` and `rebuilding_position` while a rebuild runs (both `NULL` otherwise) |
+//! | `dead_letters` | events a projection parked: `projection`, `generation`, `position`, `event_id`, `stream_id`, `version`, `reason`, `attempts`, `blocked_by` (`NULL`: it failed itself); primary key `(projection, generation, event_id)` |
 //! | `cqrs_schema` | the migrations applied |
+//!
+//! | schema version | migration |
+//! |---|---|
+//! | 1 | `events`, `streams`, `snapshots` |
+//! | 2 | `views`, `projections`, `dead_letters` (the read side) |
 //!
 //! Rows are checked when read back: a metadata column that is not JSON, an event id that
 //! is not 16 bytes, a negative version is a [`StoreError::Backend`] naming the position
 //! and the stream, never a panic. [`SqliteEventStore::path`] gives the file to tools
 //! (and to tests that damage a row on purpose).
+//!
+//! # Read side (projections)
+//!
+//! Documents, checkpoints and dead letters live in the event file, and every write to
+//! them goes through the writer thread like an append (one writer, group commit):
+//!
+//! * **Inline projections**
+//!   ([`append_projected`](EventStore::append_projected)): the request carries the
+//!   `Arc<dyn Projection>`s to the writer thread, which applies them in the append's own
+//!   savepoint, to each projection's active generation, and moves its checkpoint to the
+//!   batch's last position. A projection that fails (or panics: it is caught) rolls back
+//!   that append alone, documents and events together, and the caller gets
+//!   [`StoreError::Projection`]; the other appends of the group commit.
+//! * **Async batches** ([`commit_batch`](crate::projection::ViewStore::commit_batch)):
+//!   the batch lends its projection for the call only, so it is applied on the caller's
+//!   thread, optimistically: one read transaction reads the generation's checkpoint and
+//!   the documents the batch touches, the projection computes the new documents, and the
+//!   writer thread commits them with the dead letters and the new checkpoint only if the
+//!   checkpoint is still the batch's `from` and the documents read are unchanged.
+//!   Otherwise nothing is written: a moved checkpoint is
+//!   [`BatchError::Stale`](crate::projection::BatchError::Stale), changed documents under
+//!   an unmoved checkpoint are read and applied again.
+//! * **Reads** of documents use the reader pool and the active generation; a rebuild
+//!   fills its own generation beside it until [`activate`](crate::projection::ViewStore::activate)
+//!   swaps them in one transaction.
+//! * **Commit notifications**: [`commit_notifier`](EventStore::commit_notifier) is a
+//!   `watch` channel of the head position, sent after each commit that added events
+//!   (the group's highest position), before the appends are answered: an append's caller
+//!   already sees its own position there. Writes of other processes are not notified.
+//!
+//! Projection names must match `^[a-z_][a-z0-9_]{0,62}$`; another name is a
+//! [`StoreError::Backend`] naming it.
 
 /// The columns every event query selects, in the order `RowDecoder::decode` reads them.
 macro_rules! event_columns {
@@ -133,6 +175,7 @@ macro_rules! event_columns {
 mod checkpoint;
 mod read;
 mod schema;
+mod views;
 mod writer;
 
 use std::borrow::Cow;
@@ -153,6 +196,7 @@ use super::{
     validate_batch,
 };
 use crate::event::{NewEvent, RecordedEvent};
+use crate::projection::Projection;
 use crate::snapshot::Snapshot;
 
 /// How much a power loss may cost; see the [durability table](self#durability).
@@ -372,10 +416,12 @@ impl SqliteOptions {
 pub struct SqliteStats {
     /// Write transactions committed.
     pub transactions: u64,
-    /// Write requests (appends, retention operations, snapshot saves) committed in them,
-    /// including those answered with a typed error such as a concurrency conflict.
+    /// Write requests (appends, retention operations, snapshot saves, projection batches,
+    /// rebuild steps) committed in them, including those answered with a typed error such
+    /// as a concurrency conflict.
     pub write_requests: u64,
-    /// Events appended by [`append`](EventStore::append) (deduplicated re-sends and
+    /// Events appended by [`append`](EventStore::append) and
+    /// [`append_projected`](EventStore::append_projected) (deduplicated re-sends and
     /// retention markers not counted).
     pub appended_events: u64,
     /// The most write requests one transaction carried.
@@ -454,7 +500,7 @@ impl SqliteEventStore {
     ///
     /// ```
     /// use cqrs_core::store::sqlite::SqliteEventStore;
-    /// assert_eq!(SqliteEventStore::SCHEMA_VERSION, 1);
+    /// assert_eq!(SqliteEventStore::SCHEMA_VERSION, 2);
     /// ```
     pub const SCHEMA_VERSION: u32 = schema::SCHEMA_VERSION;
 
@@ -866,6 +912,45 @@ impl EventStore for SqliteEventStore {
                 }
             })
             .await
+    }
+
+    async fn append_projected(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        projections: &[Arc<dyn Projection>],
+    ) -> Result<AppendOutcome, StoreError> {
+        if projections.is_empty() {
+            return self.append(stream_id, expected, events).await;
+        }
+        validate_batch(stream_id, &events)?;
+        // Named here, so that the writer thread never calls into user code outside its
+        // panic guard.
+        let projections = projections
+            .iter()
+            .map(|p| {
+                let name = p.name().to_owned();
+                views::check_name(&name)?;
+                Ok((name, Arc::clone(p)))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        match self
+            .write(WriteOp::AppendProjected {
+                stream_id: stream_id.to_owned(),
+                expected,
+                events,
+                projections,
+            })
+            .await?
+        {
+            Written::Appended(outcome) => Ok(outcome),
+            _ => Err(mismatched_reply()),
+        }
+    }
+
+    fn commit_notifier(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.inner.writer.head.subscribe())
     }
 }
 

@@ -8,7 +8,7 @@ use super::{Durability, SqliteOptions, sql_error};
 use crate::store::StoreError;
 
 /// The schema version this build creates and reads.
-pub(super) const SCHEMA_VERSION: u32 = 1;
+pub(super) const SCHEMA_VERSION: u32 = 2;
 
 /// `PRAGMA application_id` of an event store file ("CQRS" in ASCII): lets the adapter
 /// refuse a SQLite file that belongs to another program.
@@ -33,10 +33,11 @@ struct Migration {
 }
 
 /// Every migration, in order. A new schema version appends one; released ones never change.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "events, streams and snapshots",
-    sql: "
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "events, streams and snapshots",
+        sql: "
         -- The global log. AUTOINCREMENT: a position is never handed out twice, even after
         -- the newest events were removed by retention.
         CREATE TABLE events (
@@ -74,7 +75,50 @@ const MIGRATIONS: &[Migration] = &[Migration {
             payload          BLOB    NOT NULL
         ) STRICT;
     ",
-}];
+    },
+    Migration {
+        version: 2,
+        description: "views, projections and dead letters (the read side)",
+        sql: "
+        -- The documents of every projection: one JSON document per key and generation.
+        -- Reads are served from the projection's active generation; a rebuild writes a
+        -- new one beside it.
+        CREATE TABLE views (
+            projection TEXT    NOT NULL,
+            generation INTEGER NOT NULL,
+            key        TEXT    NOT NULL,
+            doc        BLOB    NOT NULL, -- JSON
+            PRIMARY KEY (projection, generation, key)
+        ) STRICT, WITHOUT ROWID;
+
+        -- One row per projection: its active generation and checkpoint (the last global
+        -- position it processed), and the generation being rebuilt with its checkpoint.
+        CREATE TABLE projections (
+            projection            TEXT    PRIMARY KEY,
+            active_generation     INTEGER NOT NULL DEFAULT 0,
+            position              INTEGER NOT NULL DEFAULT 0,
+            rebuilding_generation INTEGER,
+            rebuilding_position   INTEGER,
+            CHECK ((rebuilding_generation IS NULL) = (rebuilding_position IS NULL))
+        ) STRICT, WITHOUT ROWID;
+
+        -- Events a projection kept failing on (or that wait behind one of their stream),
+        -- per generation.
+        CREATE TABLE dead_letters (
+            projection TEXT    NOT NULL,
+            generation INTEGER NOT NULL,
+            position   INTEGER NOT NULL,
+            event_id   BLOB    NOT NULL, -- 16 bytes
+            stream_id  TEXT    NOT NULL,
+            version    INTEGER NOT NULL,
+            reason     TEXT    NOT NULL,
+            attempts   INTEGER NOT NULL,
+            blocked_by INTEGER, -- the position of the failing event it waits behind
+            PRIMARY KEY (projection, generation, event_id)
+        ) STRICT, WITHOUT ROWID;
+    ",
+    },
+];
 
 /// Opens a connection to `path` (creating the file if `create`) and sets the pragmas
 /// every connection shares.

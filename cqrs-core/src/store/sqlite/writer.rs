@@ -10,11 +10,13 @@ use std::sync::mpsc;
 use std::time::SystemTime;
 
 use rusqlite::{Connection, OptionalExtension};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::read::{RowDecoder, StreamRow, stream_row};
+use super::views::{self, BatchOutcome, BatchWrite};
 use super::{SqliteFailure, from_nanos, nanos, sql_error};
 use crate::event::{Metadata, NewEvent};
+use crate::projection::Projection;
 use crate::snapshot::Snapshot;
 use crate::store::{
     ActualVersion, AppendOutcome, ExpectedVersion, RETENTION_STREAM, RetentionEvent,
@@ -27,6 +29,25 @@ pub(super) enum WriteOp {
         stream_id: String,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
+    },
+    /// An append whose events the inline `projections` (with their names, taken on the
+    /// caller's thread) apply in its savepoint.
+    AppendProjected {
+        stream_id: String,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        projections: Vec<(String, Arc<dyn Projection>)>,
+    },
+    /// The writes of an async projection's batch, applied if its preconditions hold.
+    CommitBatch(Box<BatchWrite>),
+    /// Starts a rebuild of the projection into a new generation.
+    StartRebuild {
+        projection: String,
+    },
+    /// Makes the rebuilt generation the active one.
+    Activate {
+        projection: String,
+        generation: u32,
     },
     Delete {
         stream_id: String,
@@ -47,6 +68,8 @@ pub(super) enum Written {
     Appended(AppendOutcome),
     Retention(RetentionOutcome),
     Saved,
+    Batch(BatchOutcome),
+    Generation(u32),
 }
 
 type Reply = oneshot::Sender<Result<Written, StoreError>>;
@@ -76,6 +99,8 @@ pub(super) struct Counters {
 pub(super) struct Writer {
     sender: mpsc::Sender<Message>,
     pub(super) counters: Arc<Counters>,
+    /// The head position, sent after every commit that added events to the global log.
+    pub(super) head: Arc<watch::Sender<u64>>,
 }
 
 impl Writer {
@@ -84,13 +109,27 @@ impl Writer {
         let (sender, receiver) = mpsc::channel();
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
+        let head = Arc::new(watch::Sender::new(head_position(&conn)?));
+        let thread_head = Arc::clone(&head);
         std::thread::Builder::new()
             .name("cqrs-sqlite-writer".into())
-            .spawn(move || run(conn, receiver, max_group.max(1), &thread_counters))
+            .spawn(move || {
+                run(
+                    conn,
+                    receiver,
+                    max_group.max(1),
+                    &thread_counters,
+                    &thread_head,
+                )
+            })
             .map_err(|e| {
                 StoreError::Backend(format!("cannot start the SQLite writer thread: {e}").into())
             })?;
-        Ok(Self { sender, counters })
+        Ok(Self {
+            sender,
+            counters,
+            head,
+        })
     }
 
     /// Sends `op` to the thread and waits (asynchronously) for it to be committed. If the
@@ -151,11 +190,30 @@ fn inspect(conn: &Connection) -> Result<Vec<(&'static str, String)>, StoreError>
         .collect()
 }
 
+/// The position of the last event ever appended (0 for an empty log).
+fn head_position(conn: &Connection) -> Result<u64, StoreError> {
+    let seq: Option<i64> = conn
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(sql_error("reading the head position"))?;
+    Ok(seq.map_or(0, |s| u64::try_from(s).unwrap_or(0)))
+}
+
 fn stopped() -> StoreError {
     StoreError::Backend("the SQLite writer thread has stopped".into())
 }
 
-fn run(conn: Connection, receiver: mpsc::Receiver<Message>, max_group: usize, counters: &Counters) {
+fn run(
+    conn: Connection,
+    receiver: mpsc::Receiver<Message>,
+    max_group: usize,
+    counters: &Counters,
+    head: &watch::Sender<u64>,
+) {
     let mut group = Vec::with_capacity(max_group.min(1024));
     let take = |message, group: &mut Vec<Request>| match message {
         Message::Write(request) => group.push(request),
@@ -172,7 +230,7 @@ fn run(conn: Connection, receiver: mpsc::Receiver<Message>, max_group: usize, co
             }
         }
         if !group.is_empty() {
-            commit_group(&conn, &mut group, counters);
+            commit_group(&conn, &mut group, counters, head);
         }
     }
 }
@@ -193,8 +251,15 @@ fn control(conn: &Connection, sql: &'static str) -> Result<(), Arc<SqliteFailure
 /// Applies `group` in one transaction and answers every request after the commit: a
 /// request is acknowledged only once it is durable. A request that fails (conflict,
 /// duplicate) is rolled back to its savepoint alone; if the transaction itself fails,
-/// every request of the group gets that error.
-fn commit_group(conn: &Connection, group: &mut Vec<Request>, counters: &Counters) {
+/// every request of the group gets that error. After the commit, and before any answer,
+/// `head` gets the highest position the group added to the global log (if any), so that
+/// an append's caller already sees its own commit there.
+fn commit_group(
+    conn: &Connection,
+    group: &mut Vec<Request>,
+    counters: &Counters,
+    head: &watch::Sender<u64>,
+) {
     let fail_all = |group: &mut Vec<Request>, failure: Arc<SqliteFailure>| {
         for request in group.drain(..) {
             let _ = request
@@ -208,6 +273,7 @@ fn commit_group(conn: &Connection, group: &mut Vec<Request>, counters: &Counters
     }
     let mut results = Vec::with_capacity(group.len());
     let mut appended = 0u64;
+    let mut last_position = None::<u64>;
     for request in group.iter() {
         let step = control(conn, "SAVEPOINT cqrs_write").and_then(|()| {
             let result = apply(conn, &request.op);
@@ -233,11 +299,15 @@ fn commit_group(conn: &Connection, group: &mut Vec<Request>, counters: &Counters
         });
         match (step, rolled_back) {
             (Ok(result), None) => {
-                if let Ok(Written::Appended(out)) = &result
-                    && !out.deduplicated
-                {
-                    appended += out.positions.len() as u64;
-                }
+                let added = match &result {
+                    Ok(Written::Appended(out)) if !out.deduplicated => {
+                        appended += out.positions.len() as u64;
+                        out.positions.last().copied()
+                    }
+                    Ok(Written::Retention(out)) => out.marker_position,
+                    _ => None,
+                };
+                last_position = last_position.max(added);
                 results.push(result);
             }
             (Err(failure), _) | (Ok(_), Some(failure)) => {
@@ -260,6 +330,16 @@ fn commit_group(conn: &Connection, group: &mut Vec<Request>, counters: &Counters
     counters
         .largest_group
         .fetch_max(group.len() as u64, Ordering::Relaxed);
+    if let Some(position) = last_position {
+        // Never fails, receivers or not; never moves the head back.
+        head.send_if_modified(|current| {
+            let moved = position > *current;
+            if moved {
+                *current = position;
+            }
+            moved
+        });
+    }
     for (request, result) in group.drain(..).zip(results) {
         let _ = request.reply.send(result);
     }
@@ -272,6 +352,27 @@ fn apply(conn: &Connection, op: &WriteOp) -> Result<Written, StoreError> {
             expected,
             events,
         } => append(conn, stream_id, *expected, events).map(Written::Appended),
+        WriteOp::AppendProjected {
+            stream_id,
+            expected,
+            events,
+            projections,
+        } => {
+            let outcome = append(conn, stream_id, *expected, events)?;
+            // A re-send was projected when it was first committed.
+            if !outcome.deduplicated {
+                views::project_inline(conn, stream_id, events, &outcome, projections)?;
+            }
+            Ok(Written::Appended(outcome))
+        }
+        WriteOp::CommitBatch(batch) => views::write_batch(conn, batch).map(Written::Batch),
+        WriteOp::StartRebuild { projection } => {
+            views::start_rebuild(conn, projection).map(Written::Generation)
+        }
+        WriteOp::Activate {
+            projection,
+            generation,
+        } => views::activate(conn, projection, *generation).map(|()| Written::Saved),
         WriteOp::Delete {
             stream_id,
             expected,

@@ -1,0 +1,23 @@
+// A projection name is lowercase letters, digits and `_` (it names tables and checkpoints).
+use cqrs_core::prelude::*;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+enum BankEvent {
+    Opened { owner: String },
+    Deposited { amount: u64, balance: u64 },
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Summary {
+    balance: u64,
+}
+
+#[projection(name = "Account-Summary")]
+impl Summary {
+    #[on(BankEvent::Deposited)]
+    fn deposited(&mut self, balance: &u64) {
+        self.balance = *balance;
+    }
+}
+
+fn main() {}

@@ -1,0 +1,68 @@
+//! The PostgreSQL store passes the read-side conformance suite, each case in a schema of
+//! its own (dropped afterwards) on the server of `CQRS_TEST_PG_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`). Skipped, with the reason printed, when no
+//! server answers, unless `CI=true`.
+
+use cqrs_core::StoreError;
+use cqrs_core::store::postgres::{PostgresConnectError, PostgresEventStore, PostgresOptions};
+
+fn url() -> String {
+    std::env::var("CQRS_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Drops the case's schema when dropped (on a runtime of its own: the test's runtime
+/// is shutting down by then).
+struct DropSchema {
+    url: String,
+    schema: String,
+}
+
+impl Drop for DropSchema {
+    fn drop(&mut self) {
+        let (url, schema) = (self.url.clone(), self.schema.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            rt.block_on(async {
+                if let Ok((client, conn)) =
+                    tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+                {
+                    tokio::spawn(conn);
+                    let _ = client
+                        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+async fn open() -> Option<(PostgresEventStore, DropSchema)> {
+    let url = url();
+    let schema = format!("read_side_{}", uuid::Uuid::now_v7().simple());
+    match PostgresOptions::new(&url)
+        .schema(&schema)
+        .pool_size(8)
+        .read_wait(std::time::Duration::from_millis(200))
+        .connect()
+        .await
+    {
+        Ok(store) => Some((store, DropSchema { url, schema })),
+        Err(StoreError::Backend(source))
+            if std::env::var("CI").as_deref() != Ok("true")
+                && source
+                    .downcast_ref::<PostgresConnectError>()
+                    .is_some_and(PostgresConnectError::is_unreachable) =>
+        {
+            eprintln!("skipped: {source}");
+            None
+        }
+        Err(e) => panic!("cannot open the PostgreSQL store: {e}"),
+    }
+}
+
+cqrs_testing::read_side_conformance!(postgres, open);
