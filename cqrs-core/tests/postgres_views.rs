@@ -184,7 +184,8 @@ impl Projection for Total {
 }
 
 fn inline() -> Vec<Arc<dyn Projection>> {
-    // Deliberately not in name order: the store sorts them for its locks.
+    // Deliberately not in name order: the store sorts them (its document locks are taken
+    // in (projection, key) order).
     vec![Arc::new(Total), Arc::new(Counter)]
 }
 
@@ -199,6 +200,19 @@ fn batch<'a>(generation: u32, from: u64, events: &'a [RecordedEvent]) -> Project
         resolved: &[],
         checkpoint: events.last().map_or(from, |e| e.position),
     }
+}
+
+/// How many `projections` rows the store's schema holds (inline appends write none).
+async fn projection_rows(store: &PostgresEventStore) -> i64 {
+    let client = store.pool().get().await.unwrap();
+    client
+        .query_one(
+            &format!("SELECT count(*) FROM \"{}\".projections", store.schema()),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
 }
 
 async fn view_rows(store: &PostgresEventStore, projection: &str) -> Vec<(i32, String)> {
@@ -242,15 +256,10 @@ async fn inline_documents_commit_with_the_events_and_roll_back_with_them() {
             count_of(store.load_doc("total", "all").await.unwrap()),
             Some(2)
         );
+        // Inline projections keep no checkpoint: the `projections` row is not written.
         let state = store.projection_state("counter").await.unwrap();
-        assert_eq!(
-            state,
-            ProjectionState {
-                active_generation: 0,
-                position: out.positions[1],
-                rebuilding: None
-            }
-        );
+        assert_eq!(state, ProjectionState::default());
+        assert_eq!(projection_rows(&store).await, 0);
 
         // A projection failing on the second event: neither the events nor any
         // projection's documents are committed.
@@ -353,13 +362,10 @@ async fn inline_documents_commit_with_the_events_and_roll_back_with_them() {
             count_of(store.load_doc("total", "all").await.unwrap()),
             Some(2)
         );
-        assert_eq!(
-            store.projection_state("total").await.unwrap().position,
-            out.positions[1]
-        );
+        assert_eq!(out.stream_version, 4);
 
-        // Events no projection handles still move the checkpoints.
-        let out = store
+        // Events no projection handles: a plain append.
+        store
             .append_projected(
                 "acct-5",
                 ExpectedVersion::NoStream,
@@ -370,8 +376,9 @@ async fn inline_documents_commit_with_the_events_and_roll_back_with_them() {
             .unwrap();
         for projection in ["counter", "total"] {
             let state = store.projection_state(projection).await.unwrap();
-            assert_eq!(state.position, out.positions[0], "{projection}");
+            assert_eq!(state, ProjectionState::default(), "{projection}");
         }
+        assert_eq!(projection_rows(&store).await, 0);
         assert_eq!(store.load_doc("counter", "5").await.unwrap(), None);
 
         // Without projections, a plain append.
@@ -482,13 +489,299 @@ async fn concurrent_inline_appends_never_lose_a_document_update() {
                 .iter()
                 .all(|(_, d)| count_of(Some(d.clone())) == Some(5))
         );
-        let head = all_events(&store, 50).await.last().unwrap().position;
-        assert_eq!(
-            store.projection_state("total").await.unwrap().position,
-            head
-        );
+        assert_eq!(all_events(&store, 50).await.len(), 50);
+        assert_eq!(projection_rows(&store).await, 0);
     })
     .await;
+}
+
+/// `{"count": n}` under the single key `all`, whatever the stream: `Ticked` counts,
+/// `Closed` deletes the document.
+struct Shared;
+
+impl Projection for Shared {
+    fn name(&self) -> &str {
+        "shared"
+    }
+
+    fn handles(&self, event: &RecordedEvent) -> bool {
+        matches!(&*event.event_type, "Ticked" | "Closed")
+    }
+
+    fn key(&self, _: &RecordedEvent) -> Result<String, ProjectionError> {
+        Ok("all".into())
+    }
+
+    fn apply(
+        &self,
+        current: Option<&[u8]>,
+        event: &RecordedEvent,
+    ) -> Result<DocChange, ProjectionError> {
+        if &*event.event_type == "Closed" {
+            return Ok(DocChange::Delete);
+        }
+        let count = current
+            .and_then(|d| serde_json::from_slice::<serde_json::Value>(d).ok())
+            .and_then(|v| v["count"].as_u64())
+            .unwrap_or(0);
+        Ok(DocChange::Put(Bytes::from(format!(
+            "{{\"count\":{}}}",
+            count + 1
+        ))))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_appends_to_different_streams_never_wait_on_each_other() {
+    let schema = schema_name();
+    let Some(store) = open(&schema, "").await else {
+        return;
+    };
+    let Some(locker) = open(&schema, "").await else {
+        return;
+    };
+    let checks = tokio::spawn({
+        let (store, locker) = (store.clone(), locker.clone());
+        async move {
+            let counter: Vec<Arc<dyn Projection>> = vec![Arc::new(Counter)];
+            store
+                .append_projected(
+                    "acct-held",
+                    ExpectedVersion::NoStream,
+                    vec![event("Ticked")],
+                    &counter,
+                )
+                .await
+                .unwrap();
+            // Another session holds the projection's row (as an async batch or a rebuild
+            // would) and the document of another stream, until every append is done:
+            // inline appends take neither lock.
+            let q = locker.schema().to_owned();
+            let mut holder = locker.pool().get().await.unwrap();
+            holder
+                .execute(
+                    &format!(
+                        "INSERT INTO \"{q}\".projections (tenant, projection) \
+                         VALUES ('', 'counter')"
+                    ),
+                    &[],
+                )
+                .await
+                .unwrap();
+            let tx = holder.transaction().await.unwrap();
+            let locked = tx
+                .execute(
+                    &format!(
+                        "SELECT 1 FROM \"{q}\".projections WHERE projection = 'counter' \
+                         FOR UPDATE"
+                    ),
+                    &[],
+                )
+                .await
+                .unwrap()
+                + tx.execute(
+                    &format!(
+                        "SELECT 1 FROM \"{q}\".views WHERE projection = 'counter' \
+                         AND key = 'held' FOR UPDATE"
+                    ),
+                    &[],
+                )
+                .await
+                .unwrap();
+            assert_eq!(locked, 2);
+
+            let (tasks_n, appends) = (16u64, 50u64);
+            let started = std::time::Instant::now();
+            let mut tasks = Vec::new();
+            for writer in 0..tasks_n {
+                let (store, counter) = (store.clone(), counter.clone());
+                tasks.push(tokio::spawn(async move {
+                    for n in 0..appends {
+                        // Half the writers do not know the version: the keys are planned
+                        // with a placeholder, the documents built with the real one.
+                        let expected = if writer % 2 == 0 {
+                            ExpectedVersion::Exact(n)
+                        } else {
+                            ExpectedVersion::Any
+                        };
+                        store
+                            .append_projected(
+                                &format!("acct-w{writer}"),
+                                expected,
+                                vec![event("Ticked")],
+                                &counter,
+                            )
+                            .await
+                            .unwrap();
+                    }
+                }));
+            }
+            let all = async {
+                for task in tasks {
+                    task.await.unwrap();
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(60), all)
+                .await
+                .expect("inline appends waited on a lock they should not take");
+            let elapsed = started.elapsed();
+            eprintln!(
+                "{} inline appends on {tasks_n} streams in {elapsed:?} ({:.0}/s)",
+                tasks_n * appends,
+                (tasks_n * appends) as f64 / elapsed.as_secs_f64()
+            );
+            tx.rollback().await.unwrap();
+
+            for writer in 0..tasks_n {
+                let doc = store
+                    .load_doc("counter", &format!("w{writer}"))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let value: serde_json::Value = serde_json::from_slice(&doc).unwrap();
+                assert_eq!(value["count"], appends, "w{writer}");
+                assert_eq!(value["version"], appends, "w{writer}");
+            }
+            assert_eq!(
+                count_of(store.load_doc("counter", "held").await.unwrap()),
+                Some(1)
+            );
+            // The row the holder created is untouched: no checkpoint moved.
+            assert_eq!(
+                store.projection_state("counter").await.unwrap(),
+                ProjectionState::default()
+            );
+        }
+    })
+    .await;
+    drop_schema(&locker).await;
+    if let Err(e) = checks {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_shared_by_streams_never_loses_an_update() {
+    let schema = schema_name();
+    let Some(store) = open(&schema, "").await else {
+        return;
+    };
+    let Some(locker) = open(&schema, "").await else {
+        return;
+    };
+    let checks = tokio::spawn({
+        let (store, locker) = (store.clone(), locker.clone());
+        async move {
+            let shared: Vec<Arc<dyn Projection>> = vec![Arc::new(Shared), Arc::new(Counter)];
+            // Another session creates the document and has not committed: the append
+            // finds it absent, inserts it, waits for the other session, fails on the key
+            // when it commits, and runs again, finding (and locking) the document.
+            let mut holder = locker.pool().get().await.unwrap();
+            let tx = holder.transaction().await.unwrap();
+            tx.execute(
+                &format!(
+                    "INSERT INTO \"{}\".views (tenant, projection, generation, key, doc) \
+                     VALUES ('', 'shared', 0, 'all', '{{\"count\": 100}}')",
+                    locker.schema()
+                ),
+                &[],
+            )
+            .await
+            .unwrap();
+            let append = tokio::spawn({
+                let (store, shared) = (store.clone(), shared.clone());
+                async move {
+                    store
+                        .append_projected(
+                            "acct-a",
+                            ExpectedVersion::NoStream,
+                            vec![event("Ticked")],
+                            &shared,
+                        )
+                        .await
+                }
+            });
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert!(!append.is_finished(), "the insert did not wait");
+            tx.commit().await.unwrap();
+            let out = append.await.unwrap().unwrap();
+            assert_eq!(out.stream_version, 1);
+            assert_eq!(
+                count_of(store.load_doc("shared", "all").await.unwrap()),
+                Some(101)
+            );
+            assert_eq!(
+                count_of(store.load_doc("counter", "a").await.unwrap()),
+                Some(1)
+            );
+
+            // Writers of different streams racing on the one document: updates (through
+            // the document's lock), then, once it is deleted, racing creations.
+            let race = |rounds: u64| {
+                let mut tasks = Vec::new();
+                for writer in 0..8 {
+                    let (store, shared) = (store.clone(), shared.clone());
+                    tasks.push(tokio::spawn(async move {
+                        for _ in 0..rounds {
+                            store
+                                .append_projected(
+                                    &format!("acct-r{writer}"),
+                                    ExpectedVersion::Any,
+                                    vec![event("Ticked")],
+                                    &shared,
+                                )
+                                .await
+                                .unwrap();
+                        }
+                    }));
+                }
+                async move {
+                    for task in tasks {
+                        task.await.unwrap();
+                    }
+                }
+            };
+            race(25).await;
+            assert_eq!(
+                count_of(store.load_doc("shared", "all").await.unwrap()),
+                Some(301)
+            );
+            for round in 0..5 {
+                store
+                    .append_projected(
+                        "acct-a",
+                        ExpectedVersion::Any,
+                        vec![event("Closed")],
+                        &shared,
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(store.load_doc("shared", "all").await.unwrap(), None);
+                race(2).await;
+                assert_eq!(
+                    count_of(store.load_doc("shared", "all").await.unwrap()),
+                    Some(16),
+                    "round {round}"
+                );
+            }
+            for writer in 0..8 {
+                assert_eq!(
+                    count_of(
+                        store
+                            .load_doc("counter", &format!("r{writer}"))
+                            .await
+                            .unwrap()
+                    ),
+                    Some(35)
+                );
+            }
+        }
+    })
+    .await;
+    drop_schema(&locker).await;
+    if let Err(e) = checks {
+        std::panic::resume_unwind(e.into_panic());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1075,13 +1368,14 @@ async fn a_cancelled_inline_append_leaves_no_transaction_on_the_pooled_connectio
                 )
                 .await
                 .unwrap();
-            // Another session holds the projection's row: the inline append blocks after
-            // its append, inside its transaction, and is cancelled there.
+            // Another session holds the document: the inline append blocks after its
+            // append, inside its transaction, and is cancelled there.
             let mut holder = locker.pool().get().await.unwrap();
             let tx = holder.transaction().await.unwrap();
             tx.execute(
                 &format!(
-                    "SELECT 1 FROM \"{}\".projections WHERE projection = 'counter' FOR UPDATE",
+                    "SELECT 1 FROM \"{}\".views WHERE projection = 'counter' AND key = '1' \
+                     FOR UPDATE",
                     locker.schema()
                 ),
                 &[],

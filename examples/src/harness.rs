@@ -622,7 +622,7 @@ impl StoreInfo {
              {PG_POOL_SIZE} connections, recycling Fast, tenant \"\", default read_wait; \
              a plain append is one round trip, SELECT append_events(...) (prepared), its \
              own transaction committed before the append returns (an append with inline \
-             projections: three, see the read model); no group commit; gap-free \
+             projections: two, see the read model); no group commit; gap-free \
              global log bookkeeping (xid8 per event, position claim) on); server PostgreSQL \
              {version}, fsync={fsync}, synchronous_commit={sync}, shared_buffers={buffers}; \
              url {url}; one fresh schema `bench_<pid>_<nanos>_<n>` per workload (so empty \
@@ -1187,15 +1187,15 @@ pub fn read_model_notes(backend: Backend) -> String {
              lock, the projection run on the batch before anything is written",
         ),
         Backend::Sqlite => (
-            "the `views` table of the same SQLite file (checkpoint in `projections`)",
+            "the `views` table of the same SQLite file (no checkpoint: inline)",
             "the writer thread applies it in the append's own savepoint of the group's \
              transaction, so events and documents commit (and are fsynced) together",
         ),
         Backend::Postgres => (
-            "the `views` table (jsonb) of the same schema (checkpoint in `projections`)",
-            "three round trips per accepted command instead of one: BEGIN with \
-             append_events; the checkpoint upsert (row lock) with the document read; the \
-             document write with COMMIT",
+            "the `views` table (jsonb) of the same schema (no checkpoint: inline)",
+            "two round trips per accepted command instead of one: BEGIN with \
+             append_events and the document read (FOR UPDATE, only the documents it \
+             changes); the document write with COMMIT",
         ),
     };
     format!(

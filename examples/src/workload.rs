@@ -15,7 +15,6 @@
 //! ```
 
 use cqrs_core::prelude::*;
-use cqrs_core::projection::{ProjectionError, View};
 
 use crate::bank::{BankCommand, BankEvent};
 
@@ -223,8 +222,8 @@ impl CheckValues {
 /// append of its event and is up to date when `execute` returns; `projection-bench`
 /// runs it as an async projection ([`ProjectionRunner`](cqrs_core::projection::ProjectionRunner)).
 ///
-/// [`View`] is implemented by hand (the projection's name, the stored event types it
-/// handles, and a fold step that decodes the [`BankEvent`]).
+/// Declared with `#[projection]`: each handler binds the fields it needs of the
+/// [`BankEvent`] variants it names.
 ///
 /// ```
 /// use cqrs_core::prelude::*;
@@ -253,30 +252,18 @@ pub struct AccountSummary {
     pub tx_count: u64,
 }
 
-impl View for AccountSummary {
-    const NAME: &'static str = "account_summary";
-
-    fn handles_type(event_type: &str) -> bool {
-        // The names `BankEvent` reads from storage (current names and aliases).
-        BankEvent::STORED_TYPES.contains(&event_type)
+#[projection(name = "account_summary")]
+impl AccountSummary {
+    #[on(BankEvent::AccountOpened)]
+    fn opened(&mut self) {
+        self.balance = 0;
     }
 
-    fn apply_event<C: Codec>(
-        view: &mut Option<Self>,
-        event: &RecordedEvent,
-        codec: &C,
-    ) -> Result<(), ProjectionError> {
-        event.decode_with::<BankEvent, C, _>(codec, &mut |decoded| {
-            let row = view.get_or_insert_with(AccountSummary::default);
-            match decoded {
-                BankEvent::AccountOpened { .. } => row.balance = 0,
-                BankEvent::Deposited { balance, .. } | BankEvent::Withdrew { balance, .. } => {
-                    row.balance = balance;
-                    row.tx_count += 1;
-                }
-            }
-        })?;
-        Ok(())
+    #[on(BankEvent::Deposited)]
+    #[on(BankEvent::Withdrew)]
+    fn moved(&mut self, balance: &u64) {
+        self.balance = *balance;
+        self.tx_count += 1;
     }
 }
 

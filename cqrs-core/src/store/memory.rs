@@ -406,7 +406,6 @@ impl EventStore for InMemoryEventStore {
                     )
                 })
                 .collect();
-            let last_position = first_position + events.len() as u64 - 1;
             let mut views = self.views.lock().map_err(|_| poisoned())?;
             let mut writes = Vec::with_capacity(projections.len());
             for projection in projections {
@@ -432,7 +431,6 @@ impl EventStore for InMemoryEventStore {
             for (name, generation, changed, mut docs) in writes {
                 let view = views.entry(name).or_default();
                 view.write(generation, changed, &mut docs);
-                view.state.position = view.state.position.max(last_position);
             }
         }
         let outcome = write_batch(&mut global, &stream, &mut stored, events, recorded_at);

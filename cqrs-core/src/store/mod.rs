@@ -437,7 +437,8 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Appends like [`append`](Self::append) and, in the same transaction, applies the
     /// inline `projections` to the appended events (their documents in the active
-    /// generation, their checkpoints moved to the batch's last position if higher). A
+    /// generation). Inline projections keep no checkpoint: they never lag, and taking
+    /// one would serialise every append on one row. A
     /// projection failure commits nothing and is [`StoreError::Projection`]. A
     /// deduplicated re-send applies nothing (it was applied when first committed).
     async fn append_projected(

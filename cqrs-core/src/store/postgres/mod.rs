@@ -70,18 +70,26 @@
 //! and dead letters live in the tables `views`, `projections` and `dead_letters` (SQL and
 //! round trips in `views.rs`). Documents are `jsonb`, so a document reads back as the
 //! same JSON value, not necessarily the same bytes (key order, white space). The
-//! `projections` row of a projection is its write lock: a batch, an inline append, a
-//! rebuild and an activation lock it (`FOR UPDATE`, or the upsert of the checkpoint)
-//! before reading documents, so two writers never read the same document and both write
-//! it. Transactions with several statements send `BEGIN` and `COMMIT` in the same
-//! pipeline as their first and last statements, which is why:
+//! `projections` row of a projection is the write lock of async batches, rebuilds and
+//! activations (`FOR UPDATE` before reading documents), so two writers never read the
+//! same document and both write it. Inline projections keep no checkpoint (they are
+//! consistent with the log by construction) and lock only the documents they change, so
+//! inline appends to different aggregates never wait on each other. Transactions with
+//! several statements send `BEGIN` and `COMMIT` in the same pipeline as their first and
+//! last statements, which is why:
 //!
-//! * [`EventStore::append_projected`] (inline projections) is three round trips: `BEGIN`
-//!   with `append_events` (still the transaction's first write); the checkpoints' upsert
-//!   (locks, sorted by name) with the documents the batch's keys need; the documents'
-//!   writes (one statement for every projection) with `COMMIT`; two when none of the
-//!   projections handles the batch's events (the `COMMIT` goes with the upsert). A plain
-//!   append stays one;
+//! * [`EventStore::append_projected`] (inline projections) is two round trips: `BEGIN`,
+//!   `append_events` (still the transaction's first write) and one statement reading the
+//!   projections' active generations (no lock) and the documents the batch's keys need
+//!   (`FOR UPDATE`, in key order); then one statement writing every changed document
+//!   (updates and deletes of the documents read, inserts of the others) with `COMMIT`,
+//!   or the `COMMIT` alone when nothing changed. The keys are computed before the append,
+//!   so [`Projection::key`](crate::projection::Projection::key) must depend only on the
+//!   stream id and the event's type and payload (the default, the aggregate id, does),
+//!   never on its version or position. A document created concurrently by another append
+//!   (a custom key shared by several streams) fails the insert (`23505`) and the whole
+//!   append is retried. When no projection handles the batch's events, it is a plain
+//!   append, one round trip. A plain append stays one;
 //! * [`ViewStore::commit_batch`](crate::projection::ViewStore::commit_batch) is two:
 //!   `BEGIN`, the row lock and the documents; one statement writing documents, dead
 //!   letters and the checkpoint, with `COMMIT`.
@@ -950,7 +958,8 @@ impl PostgresEventStore {
             if retryable(&error) {
                 if attempt < MAX_APPEND_ATTEMPTS {
                     // A racing append of the same versions (or, with inline projections,
-                    // a deadlock): run again, and see the conflict (or the re-send).
+                    // a deadlock, or a document another append created meanwhile): run
+                    // again, and see the conflict (or the re-send, or the document).
                     continue;
                 }
                 let actual = self.stream_version(stream_id).await?;
@@ -1096,9 +1105,10 @@ impl EventStore for PostgresEventStore {
         self.append_with(stream_id, expected, events, &[]).await
     }
 
-    /// The append and the inline projections' documents in one transaction, in three round
-    /// trips, two if no projection handles the events (see the [module docs](self));
-    /// without projections, a plain [`append`](EventStore::append).
+    /// The append and the inline projections' documents in one transaction, in two round
+    /// trips, locking only the documents the events change (see the [module docs](self));
+    /// one if no projection handles the events, and without projections, a plain
+    /// [`append`](EventStore::append). Inline projections keep no checkpoint.
     async fn append_projected(
         &self,
         stream_id: &str,
@@ -1531,7 +1541,8 @@ fn is_event_id_violation(e: &tokio_postgres::Error) -> bool {
 }
 
 /// Whether an append failed in a way a re-run resolves: a unique violation (a racing
-/// append), the stream moving under us (`CQ002`), a serialization failure or deadlock.
+/// append, or a document an inline append inserts that another created meanwhile), the
+/// stream moving under us (`CQ002`), a serialization failure or deadlock.
 fn retryable(e: &tokio_postgres::Error) -> bool {
     e.code()
         .is_some_and(|c| matches!(c.code(), "23505" | "CQ002" | "40001" | "40P01"))

@@ -230,9 +230,9 @@ CREATE TABLE {schema}.views (
     PRIMARY KEY (tenant, projection, generation, key)
 );
 
--- Where each projection stands. The row is also the projection's write lock: every
--- transaction that writes its documents (a batch, an inline append, a rebuild, an
--- activation) locks it first, so documents are never written by two at once.
+-- Where each async projection stands. The row is also its write lock: a batch, a rebuild
+-- start and an activation lock it first. Inline appends never touch it (they lock only
+-- the documents they change, `FOR UPDATE`), so they do not wait on each other.
 CREATE TABLE {schema}.projections (
     tenant                text    NOT NULL,
     projection            text    NOT NULL,

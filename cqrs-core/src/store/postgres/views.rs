@@ -1,14 +1,32 @@
 //! The read side on PostgreSQL: [`ViewStore`] (documents, checkpoints, dead letters,
 //! rebuilds) and the inline projections of [`EventStore::append_projected`].
 //!
-//! Every write to a projection's documents happens under the lock of its `projections`
-//! row, taken before the documents are read: an async batch locks it with `SELECT ... FOR
-//! UPDATE`, an inline append with the upsert that moves its checkpoint (after the append:
-//! the append must stay the transaction's first write, `CQ001`). Documents are read in
-//! a statement that starts after the lock is granted, so under READ COMMITTED they include
-//! every write of the previous holder. An inline append with several projections locks
-//! them in name order, so two such appends cannot deadlock on each other (a deadlock
-//! would be retried anyway, as a racing append is).
+//! Locking. An async batch, a rebuild and an activation lock the projection's
+//! `projections` row (`SELECT ... FOR UPDATE`) before reading documents, so two of them
+//! never write a projection's documents at once; a batch's documents are read in a
+//! statement that starts after the lock is granted, so under READ COMMITTED they include
+//! every write of the previous holder.
+//!
+//! An inline append locks documents, not the projection: inline projections keep no
+//! checkpoint (they are consistent with the log by construction; `position` is the async
+//! runners'), and the `projections` row is only read, without a lock, for the active
+//! generation. The keys the events change are known before the append (`handles` and
+//! `key` depend on the stream id, the event's type and payload, never on its version or
+//! position, which the append assigns), so the documents are read `FOR UPDATE` in the
+//! append's first round trip, after `append_events` (the transaction's first write,
+//! `CQ001`), sorted by (projection, key) so that two appends lock common documents in the
+//! same order. Appends to different documents (with the default key, different
+//! aggregates) therefore never wait on each other. A document that did not exist is
+//! not locked by anyone: two appends may both find it absent and both insert it; the
+//! insert has no `ON CONFLICT`, so the second fails on the primary key (`23505`, after
+//! waiting for the first to commit) before its pipelined `COMMIT`, which then rolls
+//! back, and the whole append is retried (bounded, as a racing append is) and finds the
+//! document, locked. That only happens with custom keys shared by several streams (or
+//! with two appends racing on one stream, which the retry resolves as a conflict). A
+//! deadlock (`40P01`) is retried the same way.
+//!
+//! Rebuilding an inline projection is not supported: an inline append reads the active
+//! generation without a lock, so an activation may race with it.
 //!
 //! Transactions are opened with a plain `BEGIN` sent in the same pipeline as their first
 //! statement, and closed with a `COMMIT` pipelined after their last one ([`OpenTx`]).
@@ -55,14 +73,13 @@ pub(super) struct ViewSql {
     batch_write: String,
     /// `$1` tenant, `$2` projection: the dead letters, in position order.
     dead_letters: String,
-    /// `$1` tenant, `$2` projections (sorted), `$3` the append's last position: creates,
-    /// locks and moves the checkpoints of inline projections, returning their active
-    /// generations.
-    inline_checkpoints: String,
-    /// `$1` tenant, `$2` projections, `$3` keys (pairwise): the documents an inline append
-    /// needs, from each projection's active generation.
-    inline_docs: String,
-    /// The documents an inline append changed, every projection in one statement.
+    /// `$1` tenant, `$2` projections, `$3` projections and `$4` keys (pairwise): each
+    /// projection's active generation (plain read, no lock), with the documents of the
+    /// keys an inline append needs, locked (`FOR UPDATE`) in the order of the keys.
+    inline_lock: String,
+    /// The documents an inline append changed, every projection in one statement:
+    /// documents the lock read found are updated or deleted, the others inserted (a
+    /// document created concurrently fails the insert: `23505`, retried).
     inline_write: String,
 }
 
@@ -141,36 +158,54 @@ impl ViewSql {
                  blocked_by FROM {q}.dead_letters WHERE tenant = $1 AND projection = $2 \
                  ORDER BY position, generation, event_id"
             ),
-            // Rows are inserted (and so locked) in the order of $2.
-            inline_checkpoints: format!(
-                "INSERT INTO {q}.projections AS p (tenant, projection, position)
-                 SELECT $1, u.name, $3 FROM unnest($2::text[]) WITH ORDINALITY AS u(name, i)
-                 ORDER BY u.i
-                 ON CONFLICT (tenant, projection)
-                 DO UPDATE SET position = greatest(p.position, excluded.position)
-                 RETURNING p.projection, p.active_generation"
+            // One row per projection of $2 (its key and document NULL when none of its
+            // documents exists). The generations are read without a lock. Each document
+            // is read by its key (an index lookup: the lateral sub-select, which holds a
+            // locking clause, is never flattened into a join) and locked in the order of
+            // $3/$4, which the caller sorts, so two appends lock common documents in the
+            // same order.
+            inline_lock: format!(
+                "WITH g AS MATERIALIZED (
+                     SELECT n.projection, coalesce(p.active_generation, 0) AS generation
+                     FROM unnest($2::text[]) AS n(projection)
+                     LEFT JOIN {q}.projections p
+                         ON p.tenant = $1 AND p.projection = n.projection
+                 ), d AS MATERIALIZED (
+                     SELECT w.projection, x.key, x.doc
+                     FROM unnest($3::text[], $4::text[]) AS w(projection, key)
+                     CROSS JOIN LATERAL (
+                         SELECT v.key, v.doc FROM {q}.views v
+                         WHERE v.tenant = $1 AND v.projection = w.projection
+                           AND v.generation = (SELECT g.generation FROM g
+                                               WHERE g.projection = w.projection)
+                           AND v.key = w.key
+                         FOR UPDATE
+                     ) AS x
+                 )
+                 SELECT g.projection, g.generation, d.key, d.doc
+                 FROM g LEFT JOIN d ON d.projection = g.projection"
             ),
-            inline_docs: format!(
-                "SELECT w.projection, w.key, v.doc
-                 FROM unnest($2::text[], $3::text[]) AS w(projection, key)
-                 JOIN {q}.projections p ON p.tenant = $1 AND p.projection = w.projection
-                 JOIN {q}.views v ON v.tenant = $1 AND v.projection = w.projection
-                     AND v.generation = p.active_generation AND v.key = w.key"
-            ),
-            // $2..$5 documents written, $6..$8 documents deleted.
+            // $2..$5 documents updated, $6..$8 deleted, $9..$12 inserted (no ON CONFLICT:
+            // a concurrent creation must abort the transaction before the pipelined
+            // COMMIT).
             inline_write: format!(
                 "WITH put AS (
-                     INSERT INTO {q}.views AS v (tenant, projection, generation, key, doc)
-                     SELECT $1, u.projection, u.generation, u.key, u.doc
+                     UPDATE {q}.views v SET doc = u.doc
                      FROM unnest($2::text[], $3::integer[], $4::text[], $5::jsonb[])
                           AS u(projection, generation, key, doc)
-                     ON CONFLICT (tenant, projection, generation, key)
-                     DO UPDATE SET doc = excluded.doc
+                     WHERE v.tenant = $1 AND v.projection = u.projection
+                       AND v.generation = u.generation AND v.key = u.key
+                 ), gone AS (
+                     DELETE FROM {q}.views v
+                     USING unnest($6::text[], $7::integer[], $8::text[])
+                           AS d(projection, generation, key)
+                     WHERE v.tenant = $1 AND v.projection = d.projection
+                       AND v.generation = d.generation AND v.key = d.key
                  )
-                 DELETE FROM {q}.views v
-                 USING unnest($6::text[], $7::integer[], $8::text[]) AS d(projection, generation, key)
-                 WHERE v.tenant = $1 AND v.projection = d.projection
-                   AND v.generation = d.generation AND v.key = d.key"
+                 INSERT INTO {q}.views (tenant, projection, generation, key, doc)
+                 SELECT $1, i.projection, i.generation, i.key, i.doc
+                 FROM unnest($9::text[], $10::integer[], $11::text[], $12::jsonb[])
+                      AS i(projection, generation, key, doc)"
             ),
         }
     }
@@ -253,7 +288,8 @@ impl ToSql for JsonbParam<'_> {
     to_sql_checked!();
 }
 
-/// The projections of an inline append, sorted by name (the lock order), names checked.
+/// The projections of an inline append, sorted by name (so their documents are locked in
+/// (projection, key) order), names checked.
 pub(super) struct Inline<'p> {
     projections: Vec<&'p dyn Projection>,
 }
@@ -393,7 +429,9 @@ fn apply_planned(
         } else {
             Err(backend(format!(
                 "projection `{}` gave key `{key}` for an event, and another one for the same \
-                 event before: `Projection::key` must be deterministic",
+                 event before: `Projection::key` must be deterministic, and depend only on \
+                 the stream id and the event's type and payload (inline projections plan \
+                 the keys before the append assigns versions and positions)",
                 projection.name()
             )))
         }
@@ -591,39 +629,25 @@ impl<'a> Parking<'a> {
     }
 }
 
-/// Changed documents split into the writes' arrays.
+/// The documents a batch changed, split into the write's arrays.
 #[derive(Default)]
-struct DocWrites<'p> {
-    put_projections: Vec<&'p str>,
-    put_generations: Vec<i32>,
+struct DocWrites {
     put_keys: Vec<String>,
     put_docs: Vec<Bytes>,
-    del_projections: Vec<&'p str>,
-    del_generations: Vec<i32>,
     del_keys: Vec<String>,
 }
 
-impl<'p> DocWrites<'p> {
-    fn add(&mut self, projection: &'p str, generation: i32, changes: Vec<(String, Option<Bytes>)>) {
+impl DocWrites {
+    fn add(&mut self, changes: Vec<(String, Option<Bytes>)>) {
         for (key, doc) in changes {
             match doc {
                 Some(doc) => {
-                    self.put_projections.push(projection);
-                    self.put_generations.push(generation);
                     self.put_keys.push(key);
                     self.put_docs.push(doc);
                 }
-                None => {
-                    self.del_projections.push(projection);
-                    self.del_generations.push(generation);
-                    self.del_keys.push(key);
-                }
+                None => self.del_keys.push(key),
             }
         }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.put_keys.is_empty() && self.del_keys.is_empty()
     }
 
     fn docs(&self) -> Vec<JsonbParam<'_>> {
@@ -631,13 +655,70 @@ impl<'p> DocWrites<'p> {
     }
 }
 
+/// One array of [`ViewSql::inline_write`]: documents of several projections.
+#[derive(Default)]
+struct DocRows<'p> {
+    projections: Vec<&'p str>,
+    generations: Vec<i32>,
+    keys: Vec<String>,
+    docs: Vec<Bytes>,
+}
+
+impl<'p> DocRows<'p> {
+    fn push(&mut self, projection: &'p str, generation: i32, key: String, doc: Option<Bytes>) {
+        self.projections.push(projection);
+        self.generations.push(generation);
+        self.keys.push(key);
+        self.docs.extend(doc);
+    }
+
+    fn docs(&self) -> Vec<JsonbParam<'_>> {
+        self.docs.iter().map(|d| JsonbParam(d)).collect()
+    }
+}
+
+/// The documents an inline append changed: those the lock read found are updated or
+/// deleted, the others inserted (a document that was absent and stays so is not written).
+#[derive(Default)]
+struct InlineWrites<'p> {
+    update: DocRows<'p>,
+    delete: DocRows<'p>,
+    insert: DocRows<'p>,
+}
+
+impl<'p> InlineWrites<'p> {
+    /// Adds a projection's changes, in key order (so that concurrent inserts of common
+    /// documents meet in the same order).
+    fn add(
+        &mut self,
+        projection: &'p str,
+        generation: i32,
+        mut changes: Vec<(String, Option<Bytes>)>,
+        existing: &HashSet<String>,
+    ) {
+        changes.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, doc) in changes {
+            let rows = match (existing.contains(&key), &doc) {
+                (true, Some(_)) => &mut self.update,
+                (true, None) => &mut self.delete,
+                (false, Some(_)) => &mut self.insert,
+                (false, None) => continue,
+            };
+            rows.push(projection, generation, key, doc);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.update.keys.is_empty() && self.delete.keys.is_empty() && self.insert.keys.is_empty()
+    }
+}
+
 impl PostgresEventStore {
-    /// One attempt of an append with inline projections, in three round trips: `BEGIN`
-    /// and `append_events` (the transaction's first write, `CQ001`); the checkpoints'
-    /// upsert (which creates and locks the projections' rows, in name order) and the
-    /// documents the events' keys need; the changed documents and `COMMIT` (the `COMMIT`
-    /// goes with the upsert when no projection handles the events). Anything but a
-    /// written and projected batch rolls back.
+    /// One attempt of an append with inline projections, in two round trips (see the
+    /// module docs): `BEGIN`, `append_events` (the transaction's first write, `CQ001`)
+    /// and the documents the events' keys need, locked; then the changed documents and
+    /// `COMMIT`. When no projection handles any of the events, a plain append (one round
+    /// trip). Anything but a written and projected batch rolls back.
     pub(super) async fn append_inline(
         &self,
         client: &deadpool_postgres::Object,
@@ -646,17 +727,77 @@ impl PostgresEventStore {
         events: &[NewEvent],
         inline: &Inline<'_>,
     ) -> Result<AppendStatus, AttemptError> {
+        let stream: Arc<str> = Arc::from(args.stream_id);
+        // The keys, known before the append: `handles` and `key` look at the stream id,
+        // the type and the payload, never at versions or positions, which are still
+        // placeholders here (checked after the append: a key not planned is an error).
+        let first_version = u64::try_from(args.expected).map_or(1, |v| v.saturating_add(1));
+        let planned: Vec<RecordedEvent> = events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| {
+                recorded_from_new(
+                    &stream,
+                    event,
+                    first_version.saturating_add(i as u64),
+                    0,
+                    std::time::SystemTime::UNIX_EPOCH,
+                )
+            })
+            .collect();
+        let plans: Vec<DocPlan> = inline
+            .projections
+            .iter()
+            .map(|p| DocPlan::new(*p, &planned))
+            .collect();
+        drop(planned);
+        if plans.iter().all(|p| p.complete && p.keys.is_empty()) {
+            // No projection handles any of the events: nothing to read, nothing to write.
+            return match client.query_one(append, &args.params()).await {
+                Ok(row) => AppendStatus::parse(&row).map_err(AttemptError::Store),
+                Err(e) => Err(AttemptError::Pg(e)),
+            };
+        }
+        let (mut names, mut want_projections, mut want_keys) = (Vec::new(), Vec::new(), Vec::new());
+        // In (projection, key) order: the documents' lock order.
+        for (projection, plan) in inline.projections.iter().zip(&plans) {
+            if plan.keys.is_empty() {
+                continue;
+            }
+            names.push(projection.name());
+            let mut keys = plan.keys();
+            keys.sort_unstable();
+            for key in keys {
+                want_projections.push(projection.name());
+                want_keys.push(key);
+            }
+        }
         let sql = &self.inner.views;
-        let statements = try_join3(
-            client.prepare_cached(&sql.inline_checkpoints),
-            client.prepare_cached(&sql.inline_docs),
+        let (lock, write) = try_join(
+            client.prepare_cached(&sql.inline_lock),
             client.prepare_cached(&sql.inline_write),
         )
         .await
         .map_err(AttemptError::Pg)?;
+        let tenant = &self.inner.tenant;
         let tx = OpenTx::new(client);
-        let written = match try_join(tx.begin(), client.query_one(append, &args.params())).await {
-            Ok(((), row)) => AppendStatus::parse(&row),
+        // Round trip 1: the append, then the documents (locked) and the generations.
+        let first = try_join3(
+            tx.begin(),
+            client.query_one(append, &args.params()),
+            async {
+                if names.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    client
+                        .query(&lock, &[tenant, &names, &want_projections, &want_keys])
+                        .await
+                }
+            },
+        )
+        .await;
+        let (written, rows) = match first {
+            Ok(((), row, rows)) => (AppendStatus::parse(&row), rows),
             Err(e) => {
                 tx.rollback().await;
                 return Err(AttemptError::Pg(e));
@@ -672,13 +813,7 @@ impl PostgresEventStore {
         };
         let projected = self
             .project_inline(
-                client,
-                &tx,
-                statements,
-                args.stream_id,
-                events,
-                &outcome,
-                inline,
+                client, &tx, &write, &stream, events, &outcome, inline, plans, &rows,
             )
             .await;
         match projected {
@@ -693,17 +828,20 @@ impl PostgresEventStore {
         }
     }
 
-    /// The inline projections of a written batch, then `COMMIT`.
+    /// The inline projections of a written batch, with the documents `rows` the lock read
+    /// returned: round trip 2, the changed documents and `COMMIT`.
     #[allow(clippy::too_many_arguments)]
     async fn project_inline(
         &self,
         client: &deadpool_postgres::Object,
         tx: &OpenTx<'_>,
-        (checkpoints, load, write): (Statement, Statement, Statement),
-        stream_id: &str,
+        write: &Statement,
+        stream: &Arc<str>,
         events: &[NewEvent],
         outcome: &AppendOutcome,
         inline: &Inline<'_>,
+        plans: Vec<DocPlan>,
+        rows: &[Row],
     ) -> Result<(), AttemptError> {
         let store = AttemptError::Store;
         let malformed = || {
@@ -713,23 +851,19 @@ impl PostgresEventStore {
                 events.len()
             )))
         };
-        let (Some(last), true) = (
-            outcome.positions.last(),
-            outcome.positions.len() == events.len(),
-        ) else {
+        if outcome.positions.len() != events.len() {
             return Err(malformed());
-        };
+        }
         let first_version = (outcome.stream_version + 1)
             .checked_sub(events.len() as u64)
             .ok_or_else(malformed)?;
-        let stream: Arc<str> = Arc::from(stream_id);
         let recorded: Vec<RecordedEvent> = events
             .iter()
             .zip(&outcome.positions)
             .enumerate()
             .map(|(i, (event, position))| {
                 recorded_from_new(
-                    &stream,
+                    stream,
                     event,
                     first_version + i as u64,
                     *position,
@@ -737,107 +871,83 @@ impl PostgresEventStore {
                 )
             })
             .collect();
-        let last = to_i64(*last, "position").map_err(store)?;
-        let names: Vec<&str> = inline.projections.iter().map(|p| p.name()).collect();
-        let plans: Vec<DocPlan> = inline
-            .projections
-            .iter()
-            .map(|p| DocPlan::new(*p, &recorded))
-            .collect();
-        let (mut want_projections, mut want_keys) = (Vec::new(), Vec::new());
-        for (name, plan) in names.iter().zip(&plans) {
-            for key in &plan.keys {
-                want_projections.push(*name);
-                want_keys.push(key.as_str());
+        let mut generation_of: HashMap<String, i32> = HashMap::new();
+        let mut found: HashMap<String, HashMap<String, Bytes>> = HashMap::new();
+        for row in rows {
+            let bad = |e: tokio_postgres::Error| store(backend(e.to_string()));
+            let name: String = row.try_get(0).map_err(bad)?;
+            let generation: i32 = row.try_get(1).map_err(bad)?;
+            let key: Option<String> = row.try_get(2).map_err(bad)?;
+            if let Some(key) = key {
+                let doc = doc_bytes(row, 3, &name, &key).map_err(store)?;
+                found.entry(name.clone()).or_default().insert(key, doc);
             }
-        }
-        let tenant = &self.inner.tenant;
-        if want_keys.is_empty() && plans.iter().all(|p| p.complete) {
-            // No projection handles any of the events: the checkpoints move, no document
-            // changes, and the COMMIT goes with them (two round trips in all).
-            return try_join(
-                client.query(&checkpoints, &[tenant, &names, &last]),
-                tx.commit(),
-            )
-            .await
-            .map(|_| ())
-            .map_err(AttemptError::Pg);
-        }
-        // Round trip 2: lock and move the checkpoints, then (a later snapshot, so every
-        // write of the lock's previous holder is seen) read the documents.
-        let (generations, rows) = try_join(
-            client.query(&checkpoints, &[tenant, &names, &last]),
-            async {
-                if want_keys.is_empty() {
-                    Ok(Vec::new())
-                } else {
-                    client
-                        .query(&load, &[tenant, &want_projections, &want_keys])
-                        .await
-                }
-            },
-        )
-        .await
-        .map_err(AttemptError::Pg)?;
-        let mut generation_of: HashMap<String, i32> = HashMap::with_capacity(generations.len());
-        for row in &generations {
-            let name: String = row.try_get(0).map_err(|e| store(backend(e.to_string())))?;
-            let generation: i32 = row.try_get(1).map_err(|e| store(backend(e.to_string())))?;
             generation_of.insert(name, generation);
         }
-        let mut found: HashMap<String, HashMap<String, Bytes>> = HashMap::new();
-        for row in &rows {
-            let name: String = row.try_get(0).map_err(|e| store(backend(e.to_string())))?;
-            let key: String = row.try_get(1).map_err(|e| store(backend(e.to_string())))?;
-            let doc = doc_bytes(row, 2, &name, &key).map_err(store)?;
-            found.entry(name).or_default().insert(key, doc);
-        }
-        let mut writes = DocWrites::default();
-        for ((projection, name), plan) in inline.projections.iter().zip(&names).zip(plans) {
-            let Some(&generation) = generation_of.get(*name) else {
-                return Err(store(backend(format!(
-                    "the checkpoint of projection `{name}` was not returned"
-                ))));
-            };
-            let docs = found.remove(*name).unwrap_or_default();
-            match apply_planned(*projection, &recorded, plan, docs) {
-                Ok(changes) => writes.add(name, generation, changes),
+        let mut writes = InlineWrites::default();
+        for (projection, plan) in inline.projections.iter().zip(plans) {
+            let name = projection.name();
+            let docs = found.remove(name).unwrap_or_default();
+            let existing: HashSet<String> = docs.keys().cloned().collect();
+            let planned = !plan.keys.is_empty();
+            let changes = match apply_planned(*projection, &recorded, plan, docs) {
+                Ok(changes) => changes,
                 Err(ApplyError::Event { index, error }) => {
                     return Err(store(StoreError::Projection {
-                        projection: (*name).to_owned(),
-                        stream_id: stream_id.to_owned(),
+                        projection: name.to_owned(),
+                        stream_id: stream.to_string(),
                         event_id: recorded[index].event_id,
                         source: error,
                     }));
                 }
                 Err(ApplyError::Store(e)) => return Err(store(e)),
+            };
+            if changes.is_empty() {
+                continue;
             }
+            let generation = match generation_of.get(name) {
+                Some(&generation) if planned => generation,
+                _ => {
+                    return Err(store(backend(format!(
+                        "the generation of projection `{name}` was not read"
+                    ))));
+                }
+            };
+            writes.add(name, generation, changes, &existing);
         }
-        // Round trip 3: the documents, and COMMIT.
+        // Round trip 2: the documents, and COMMIT.
         if writes.is_empty() {
-            tx.commit().await.map_err(AttemptError::Pg)
-        } else {
-            let docs = writes.docs();
-            try_join(
-                client.execute(
-                    &write,
-                    &[
-                        tenant,
-                        &writes.put_projections,
-                        &writes.put_generations,
-                        &writes.put_keys,
-                        &docs,
-                        &writes.del_projections,
-                        &writes.del_generations,
-                        &writes.del_keys,
-                    ],
-                ),
-                tx.commit(),
-            )
-            .await
-            .map(|_| ())
-            .map_err(AttemptError::Pg)
+            return tx.commit().await.map_err(AttemptError::Pg);
         }
+        let InlineWrites {
+            update,
+            delete,
+            insert,
+        } = &writes;
+        let (update_docs, insert_docs) = (update.docs(), insert.docs());
+        try_join(
+            client.execute(
+                write,
+                &[
+                    &self.inner.tenant,
+                    &update.projections,
+                    &update.generations,
+                    &update.keys,
+                    &update_docs,
+                    &delete.projections,
+                    &delete.generations,
+                    &delete.keys,
+                    &insert.projections,
+                    &insert.generations,
+                    &insert.keys,
+                    &insert_docs,
+                ],
+            ),
+            tx.commit(),
+        )
+        .await
+        .map(|_| ())
+        .map_err(AttemptError::Pg)
     }
 
     /// A batch in two round trips: `BEGIN`, the row (created if absent, locked), the
@@ -906,7 +1016,7 @@ impl PostgresEventStore {
         }
         let mut writes = DocWrites::default();
         match apply_planned(batch.projection, batch.events, plan, found) {
-            Ok(changes) => writes.add(name, generation, changes),
+            Ok(changes) => writes.add(changes),
             Err(ApplyError::Event { index, error }) => {
                 return Err(BatchError::Apply {
                     index,

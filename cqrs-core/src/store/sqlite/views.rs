@@ -317,7 +317,6 @@ pub(super) fn project_inline(
             )
         })
         .collect();
-    let last = outcome.positions.last().copied().unwrap_or(0);
     for (name, projection) in projections {
         let generation = active_generation(conn, name)?;
         let mut docs = HashMap::new();
@@ -337,14 +336,6 @@ pub(super) fn project_inline(
             let doc = docs.get(key).and_then(Option::as_ref);
             write_doc(conn, name, generation, key, doc)?;
         }
-        conn.prepare_cached(
-            "INSERT INTO projections (projection, position) VALUES (?1, ?2) \
-             ON CONFLICT (projection) DO UPDATE SET position = max(position, excluded.position)",
-        )
-        .and_then(|mut stmt| stmt.execute(rusqlite::params![name, to_i64(last)]))
-        .map_err(sql_error(format!(
-            "moving the checkpoint of projection `{name}`"
-        )))?;
     }
     Ok(())
 }
