@@ -73,7 +73,7 @@
 //! | `sqlite` | yes | [`store::sqlite::SqliteEventStore`], the embedded store: one file, WAL, group commit (bundles SQLite, built from source with the C compiler) |
 //! | `postgres` | no | `store::postgres::PostgresEventStore`: a pooled `tokio-postgres` client, a gap-free global log, tenants, TLS |
 //!
-//! Read models, subscriptions and process managers are in [`projection`].
+//! Read models, subscriptions and process managers are in [`projection`](mod@projection).
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 

@@ -84,7 +84,7 @@
 //!   (`FOR UPDATE`, in key order); then one statement writing every changed document
 //!   (updates and deletes of the documents read, inserts of the others) with `COMMIT`,
 //!   or the `COMMIT` alone when nothing changed. The keys are computed before the append,
-//!   so [`Projection::key`](crate::projection::Projection::key) must depend only on the
+//!   so [`Projection::key`](crate::projection::Projection::key()) must depend only on the
 //!   stream id and the event's type and payload (the default, the aggregate id, does),
 //!   never on its version or position. A document created concurrently by another append
 //!   (a custom key shared by several streams) fails the insert (`23505`) and the whole
