@@ -353,7 +353,8 @@ where
         let runner = ProjectionRunner::new(store.clone(), tally.clone())
             .options(fast())
             .spawn();
-        let pause = Duration::from_millis(5 + next() % 40);
+        // The first run is cut short at once, so there is always a restart.
+        let pause = Duration::from_millis(if restarts == 0 { 1 } else { 5 + next() % 40 });
         let done = runner.wait_for(head, pause).await.is_ok();
         runner.abort();
         restarts += 1;
@@ -467,45 +468,68 @@ where
         append(&store, &format!("acct-{}", i % 7), vec![added(i, false)]).await;
     }
     let head = store.head_position().await.unwrap();
-    let runner = ProjectionRunner::new(store.clone(), tally)
-        .options(RunnerOptions {
-            batch_size: 20,
-            ..fast()
-        })
+    let options = RunnerOptions {
+        batch_size: 20,
+        ..fast()
+    };
+    let runner = ProjectionRunner::new(store.clone(), tally.clone())
+        .options(options.clone())
         .spawn();
     runner
         .wait_for(head, Duration::from_secs(20))
         .await
         .unwrap();
+    runner.stop().await.unwrap();
     let live = stored_docs(&store, "tally_rebuild").await;
     assert_eq!(live, expected_docs(&store, &HashSet::new()).await);
 
-    let generation = runner.rebuild().await.unwrap();
-    let state = runner.state().await.unwrap();
-    assert_eq!(state.rebuilding.map(|r| r.0), Some(generation));
+    // A rebuild started (no runner moving it yet): the new generation is empty and the
+    // old one keeps serving reads.
+    let generation = store.start_rebuild("tally_rebuild").await.unwrap();
+    let state = store.projection_state("tally_rebuild").await.unwrap();
+    assert_eq!(state.rebuilding, Some((generation, 0)));
+    assert_eq!(state.active_generation + 1, generation);
     assert_eq!(
         stored_docs(&store, "tally_rebuild").await,
         live,
         "the old read model stays online during the rebuild"
     );
-    // Commits during the rebuild reach both generations.
+    // Commits during the rebuild reach both generations; the runner catches the new
+    // one up and swaps it in.
     let head = append(&store, "acct-new", vec![added(1_000, false)]).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let state = runner.state().await.unwrap();
-        if state.rebuilding.is_none() && state.active_generation == generation {
-            break;
+    let runner = ProjectionRunner::new(store.clone(), tally)
+        .options(options)
+        .spawn();
+    let until_active = |generation: u32| {
+        let runner = &runner;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let state = runner.state().await.unwrap();
+                if state.rebuilding.is_none() && state.active_generation == generation {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the rebuild never finished: {state:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
         }
-        assert!(
-            Instant::now() < deadline,
-            "the rebuild never finished: {state:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    };
+    until_active(generation).await;
     runner
         .wait_for(head, Duration::from_secs(20))
         .await
         .unwrap();
+    assert_eq!(
+        stored_docs(&store, "tally_rebuild").await,
+        expected_docs(&store, &HashSet::new()).await
+    );
+    // The same through the handle, while the runner runs.
+    let again = runner.rebuild().await.unwrap();
+    assert_eq!(again, generation + 1);
+    until_active(again).await;
     assert_eq!(
         stored_docs(&store, "tally_rebuild").await,
         expected_docs(&store, &HashSet::new()).await
