@@ -292,52 +292,14 @@ fn replay_of(
     else {
         return Ok(None);
     };
-    let dup = |event_id: Uuid, reason: String| StoreError::DuplicateEvent {
-        event_id,
-        stream_id: stream_id.to_owned(),
-        reason,
-    };
-    if j != 0 {
-        return Err(dup(
-            events[j].event_id,
-            "it is already committed, but the batch's first event is not".into(),
-        ));
-    }
-    if !Arc::ptr_eq(stream, ours.0) {
+    if Arc::ptr_eq(stream, ours.0) {
+        super::check_resend_start(stream_id, events, j, stream_id)?;
+    } else {
         let other = stream.read().map_err(|_| poisoned())?;
-        return Err(dup(
-            events[0].event_id,
-            format!("it is stored in stream `{}`", other.id),
-        ));
+        super::check_resend_start(stream_id, events, j, &other.id)?;
     }
     let stored = ours.1;
-    let mut positions = Vec::with_capacity(events.len());
-    let mut last = None;
-    for (k, new) in events.iter().enumerate() {
-        match stored.get(first + k as u64) {
-            Some(old) if new.same_content_as(old) => {
-                positions.push(old.position);
-                last = Some(old);
-            }
-            Some(old) if old.event_id == new.event_id => {
-                return Err(dup(new.event_id, "the stored content differs".into()));
-            }
-            _ => {
-                return Err(dup(
-                    new.event_id,
-                    "only part of an already-committed batch was re-sent, or in another order"
-                        .into(),
-                ));
-            }
-        }
-    }
-    let last = last.expect("a batch holds at least one event");
-    Ok(Some(AppendOutcome {
-        stream_version: last.version,
-        positions,
-        recorded_at: last.recorded_at,
-        deduplicated: true,
-    }))
+    super::match_resend(stream_id, events, |k| Ok(stored.get(first + k as u64)))
 }
 
 fn forget_ids(global: &mut Global, ids: &[Uuid]) {

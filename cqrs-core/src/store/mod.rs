@@ -486,6 +486,75 @@ pub fn recorded_from_new(
     }
 }
 
+/// The re-send rule, as every adapter applies it once an event id of `events` is found
+/// stored: `first_found` is the index in the batch of the first stored one, and
+/// `stored_stream` the stream it is stored in. A re-send must start with the batch's
+/// first event, in the same stream; anything else is [`StoreError::DuplicateEvent`].
+pub(crate) fn check_resend_start(
+    stream_id: &str,
+    events: &[NewEvent],
+    first_found: usize,
+    stored_stream: &str,
+) -> Result<(), StoreError> {
+    if first_found != 0 {
+        return Err(StoreError::DuplicateEvent {
+            event_id: events[first_found].event_id,
+            stream_id: stream_id.to_owned(),
+            reason: "it is already committed, but the batch's first event is not".into(),
+        });
+    }
+    if stored_stream != stream_id {
+        return Err(StoreError::DuplicateEvent {
+            event_id: events[0].event_id,
+            stream_id: stream_id.to_owned(),
+            reason: format!("it is stored in stream `{stored_stream}`"),
+        });
+    }
+    Ok(())
+}
+
+/// The re-send rule, second part: the stored run from the batch's first event on
+/// (`stored(k)` is the `k`-th stored event after it, `None` past the stream's end)
+/// must equal the batch, event for event. Then the outcome is the original one,
+/// `deduplicated`; otherwise [`StoreError::DuplicateEvent`] says what differs.
+pub(crate) fn match_resend<E: std::borrow::Borrow<RecordedEvent>>(
+    stream_id: &str,
+    events: &[NewEvent],
+    mut stored: impl FnMut(usize) -> Result<Option<E>, StoreError>,
+) -> Result<Option<AppendOutcome>, StoreError> {
+    let dup = |event_id, reason: &str| StoreError::DuplicateEvent {
+        event_id,
+        stream_id: stream_id.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let mut positions = Vec::with_capacity(events.len());
+    let mut last = None;
+    for (k, new) in events.iter().enumerate() {
+        let old = stored(k)?;
+        match old.as_ref().map(|e| e.borrow()) {
+            Some(old) if new.same_content_as(old) => {
+                positions.push(old.position);
+                last = Some((old.version, old.recorded_at));
+            }
+            Some(old) if old.event_id == new.event_id => {
+                return Err(dup(new.event_id, "the stored content differs"));
+            }
+            _ => {
+                return Err(dup(
+                    new.event_id,
+                    "only part of an already-committed batch was re-sent, or in another order",
+                ));
+            }
+        }
+    }
+    Ok(last.map(|(stream_version, recorded_at)| AppendOutcome {
+        stream_version,
+        positions,
+        recorded_at,
+        deduplicated: true,
+    }))
+}
+
 /// Checks a batch before it is written: not empty, no event id twice, not a reserved
 /// (`$`-prefixed) stream.
 pub fn validate_batch(stream_id: &str, events: &[NewEvent]) -> Result<(), StoreError> {

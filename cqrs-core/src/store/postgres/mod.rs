@@ -631,11 +631,6 @@ impl PostgresEventStore {
         stream_id: &str,
         events: &[NewEvent],
     ) -> Result<Option<AppendOutcome>, StoreError> {
-        let dup = |event_id, reason: String| StoreError::DuplicateEvent {
-            event_id,
-            stream_id: stream_id.to_owned(),
-            reason,
-        };
         let find = client
             .prepare_cached(&self.inner.sql.find_event)
             .await
@@ -657,18 +652,7 @@ impl PostgresEventStore {
         let Some((j, stored_stream, first)) = found else {
             return Ok(None);
         };
-        if j != 0 {
-            return Err(dup(
-                events[j].event_id,
-                "it is already committed, but the batch's first event is not".into(),
-            ));
-        }
-        if stored_stream != stream_id {
-            return Err(dup(
-                events[0].event_id,
-                format!("it is stored in stream `{stored_stream}`"),
-            ));
-        }
+        super::check_resend_start(stream_id, events, j, &stored_stream)?;
         let stream_from = client
             .prepare_cached(&self.inner.sql.stream_from)
             .await
@@ -686,34 +670,9 @@ impl PostgresEventStore {
             .await
             .map_err(pg_error("reading the events of a re-sent batch"))?;
         let mut decoder = RowDecoder::default();
-        let mut positions = Vec::with_capacity(events.len());
-        let mut last = None;
-        for (k, new) in events.iter().enumerate() {
-            let old = rows.get(k).map(|r| decoder.decode(r, 0)).transpose()?;
-            match old {
-                Some(old) if new.same_content_as(&old) => {
-                    positions.push(old.position);
-                    last = Some(old);
-                }
-                Some(old) if old.event_id == new.event_id => {
-                    return Err(dup(new.event_id, "the stored content differs".into()));
-                }
-                _ => {
-                    return Err(dup(
-                        new.event_id,
-                        "only part of an already-committed batch was re-sent, or in another \
-                         order"
-                            .into(),
-                    ));
-                }
-            }
-        }
-        Ok(last.map(|last| AppendOutcome {
-            stream_version: last.version,
-            positions,
-            recorded_at: last.recorded_at,
-            deduplicated: true,
-        }))
+        super::match_resend(stream_id, events, |k| {
+            rows.get(k).map(|r| decoder.decode(r, 0)).transpose()
+        })
     }
 
     /// Reads rows in position order and keeps the final prefix (see the module docs),
@@ -825,7 +784,7 @@ impl PostgresEventStore {
             .map_or(0, |r| r.0)
             + 1;
         let event = marker.to_new_event();
-        let metadata = metadata_json(&event.metadata, RETENTION_STREAM)?;
+        let metadata = Json(&event.metadata);
         tx.execute(
             &format!(
                 "INSERT INTO {} (tenant, position, stream_id, version, event_id, event_type, \
@@ -896,7 +855,7 @@ impl PostgresEventStore {
     ) -> Result<AppendOutcome, StoreError> {
         validate_batch(stream_id, &events)?;
         let inline = views::Inline::new(projections)?;
-        let args = AppendArgs::new(&self.inner.tenant, stream_id, expected, &events)?;
+        let args = AppendArgs::new(&self.inner.tenant, stream_id, expected, &events);
         let client = self.client().await?;
         let statement = client
             .prepare_cached(&self.inner.sql.append)
@@ -993,7 +952,9 @@ struct AppendArgs<'a> {
     ids: Vec<Uuid>,
     types: Vec<&'a str>,
     schema_versions: Vec<i32>,
-    metadata: Vec<Json<serde_json::Value>>,
+    /// Serialised by the client straight into the `jsonb[]` parameter: no intermediate
+    /// `serde_json::Value` per event.
+    metadata: Vec<Json<&'a Metadata>>,
     payloads: Vec<&'a [u8]>,
 }
 
@@ -1003,8 +964,8 @@ impl<'a> AppendArgs<'a> {
         stream_id: &'a str,
         expected: ExpectedVersion,
         events: &'a [NewEvent],
-    ) -> Result<Self, StoreError> {
-        Ok(Self {
+    ) -> Self {
+        Self {
             tenant,
             stream_id,
             expected: match expected {
@@ -1016,12 +977,9 @@ impl<'a> AppendArgs<'a> {
             ids: events.iter().map(|e| e.event_id).collect(),
             types: events.iter().map(|e| &*e.event_type).collect(),
             schema_versions: events.iter().map(|e| e.schema_version as i32).collect(),
-            metadata: events
-                .iter()
-                .map(|e| metadata_json(&e.metadata, stream_id))
-                .collect::<Result<_, _>>()?,
+            metadata: events.iter().map(|e| Json(&e.metadata)).collect(),
             payloads: events.iter().map(|e| &e.payload[..]).collect(),
-        })
+        }
     }
 
     fn params(&self) -> [&(dyn ToSql + Sync); 8] {
@@ -1518,15 +1476,6 @@ fn lock_key(schema: &str) -> i64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h as i64
-}
-
-fn metadata_json(
-    metadata: &Metadata,
-    stream_id: &str,
-) -> Result<Json<serde_json::Value>, StoreError> {
-    serde_json::to_value(metadata).map(Json).map_err(|e| {
-        StoreError::Backend(format!("cannot encode metadata for stream `{stream_id}`: {e}").into())
-    })
 }
 
 /// How often an append runs again after a race before giving up.

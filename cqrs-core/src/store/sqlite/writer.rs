@@ -530,23 +530,7 @@ fn replay_of(
     let Some((j, stored_stream, first)) = found else {
         return Ok(None);
     };
-    let dup = |event_id, reason: String| StoreError::DuplicateEvent {
-        event_id,
-        stream_id: stream_id.to_owned(),
-        reason,
-    };
-    if j != 0 {
-        return Err(dup(
-            events[j].event_id,
-            "it is already committed, but the batch's first event is not".into(),
-        ));
-    }
-    if stored_stream != stream_id {
-        return Err(dup(
-            events[0].event_id,
-            format!("it is stored in stream `{stored_stream}`"),
-        ));
-    }
+    super::super::check_resend_start(stream_id, events, j, &stored_stream)?;
     let mut stmt = conn
         .prepare_cached(concat!(
             "SELECT ",
@@ -562,39 +546,12 @@ fn replay_of(
         ])
         .map_err(sql_error("reading the events of a re-sent batch"))?;
     let mut decoder = RowDecoder::default();
-    let mut positions = Vec::with_capacity(events.len());
-    let mut last = None;
-    for new in events {
+    super::super::match_resend(stream_id, events, |_| {
         let row = rows
             .next()
             .map_err(sql_error("reading the events of a re-sent batch"))?;
-        let old = row.map(|row| decoder.decode(row)).transpose()?;
-        match old {
-            Some(old) if new.same_content_as(&old) => {
-                positions.push(old.position);
-                last = Some(old);
-            }
-            Some(old) if old.event_id == new.event_id => {
-                return Err(dup(new.event_id, "the stored content differs".into()));
-            }
-            _ => {
-                return Err(dup(
-                    new.event_id,
-                    "only part of an already-committed batch was re-sent, or in another order"
-                        .into(),
-                ));
-            }
-        }
-    }
-    let Some(last) = last else {
-        return Ok(None);
-    };
-    Ok(Some(AppendOutcome {
-        stream_version: last.version,
-        positions,
-        recorded_at: last.recorded_at,
-        deduplicated: true,
-    }))
+        row.map(|row| decoder.decode(row)).transpose()
+    })
 }
 
 /// Appends a retention marker to [`RETENTION_STREAM`]; returns its position.
