@@ -416,7 +416,9 @@ impl Core {
                     None => apply.push(event),
                 }
             }
-            self.commit(generation, from, apply, park, last).await
+            let active = generation == state.active_generation;
+            self.commit(generation, active, from, apply, park, last)
+                .await
         }
         .instrument(span)
         .await?;
@@ -426,9 +428,12 @@ impl Core {
     /// Commits `apply` (parking `park`) and moves the checkpoint to `checkpoint`; a
     /// failing event is retried with backoff, then parked with the later events of its
     /// stream in this batch.
+    /// `active`: whether `generation` is the one serving reads (its new checkpoint is
+    /// then what [`RunnerHandle::wait_for`] sees).
     async fn commit(
         &self,
         generation: u32,
+        active: bool,
         mut from: u64,
         mut apply: Vec<RecordedEvent>,
         mut park: Vec<DeadLetter>,
@@ -450,8 +455,10 @@ impl Core {
             };
             match self.views.commit_batch(batch).await {
                 Ok(()) => {
-                    if let Ok(state) = self.views.projection_state(name).await {
-                        self.position.send_replace(state.position);
+                    // The committed checkpoint is the active generation's position: no
+                    // need to read it back.
+                    if active {
+                        self.position.send_replace(checkpoint);
                     }
                     return Ok(());
                 }
