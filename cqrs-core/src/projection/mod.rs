@@ -20,12 +20,17 @@
 //! Operations: rebuild into a new generation while the old one keeps serving
 //! ([`RunnerHandle::rebuild`]), retries with backoff, a dead-letter store that keeps
 //! per-stream order ([`DeadLetter`]), lag ([`RunnerHandle::lag`]), a tracing span per batch.
+//!
+//! A read model may instead write its own tables through the transaction it is given: a
+//! [`SqlProjection`], run through [`Sql`] in either mode on SQLite and PostgreSQL.
 
 mod runner;
 mod saga;
+mod sql;
 
 pub use runner::{ProjectionRunner, RunnerHandle, RunnerOptions, WaitError};
 pub use saga::{ProcessManager, SagaContext, SagaHandle, SagaRunner};
+pub use sql::{Sql, SqlContext, SqlProjection};
 
 use std::marker::PhantomData;
 
@@ -74,6 +79,15 @@ pub enum ProjectionError {
     /// A handler panicked (caught; the message is the panic's).
     #[error("handler panicked: {0}")]
     Panicked(String),
+    /// A [`SqlProjection`] met a store that gives it no SQL transaction (the in-memory
+    /// store), or one whose backend method it does not implement.
+    #[error("projection `{projection}` writes its own SQL, but {backend} cannot run it")]
+    NoSql {
+        /// The projection.
+        projection: String,
+        /// The backend ("SQLite", "PostgreSQL", "this store").
+        backend: &'static str,
+    },
 }
 
 /// A named read model updated from events: given the current document of the key an
@@ -101,6 +115,13 @@ pub trait Projection: Send + Sync + 'static {
         current: Option<&[u8]>,
         event: &RecordedEvent,
     ) -> Result<DocChange, ProjectionError>;
+
+    /// The projection's own SQL, if it writes tables instead of documents ([`Sql`]
+    /// answers `Some`): SQL stores then run it in their transaction and never call
+    /// [`apply`](Self::apply) or [`key`](Self::key).
+    fn sql(&self) -> Option<std::sync::Arc<dyn SqlProjection>> {
+        None
+    }
 }
 
 /// The aggregate id of a stream id `<type>-<id>` (the whole id if there is no `-`).

@@ -184,6 +184,13 @@ fn poisoned() -> StoreError {
     StoreError::Backend("in-memory store lock poisoned by a panicking writer".into())
 }
 
+/// A projection that writes its own SQL ([`Projection::sql`]) has nothing to write to here.
+fn no_sql() -> StoreError {
+    StoreError::Unsupported {
+        operation: "projections that write their own SQL (use the SQLite or PostgreSQL store)",
+    }
+}
+
 impl InMemoryEventStore {
     /// An empty store.
     pub fn new() -> Self {
@@ -328,6 +335,9 @@ impl EventStore for InMemoryEventStore {
         projections: &[Arc<dyn Projection>],
     ) -> Result<AppendOutcome, StoreError> {
         validate_batch(stream_id, &events)?;
+        if projections.iter().any(|p| p.sql().is_some()) {
+            return Err(no_sql());
+        }
         // Lock order for writers: the stream, then the global state. Readers never hold
         // the global lock while they wait for a stream, so a slow reader of one stream
         // delays only writers of that stream.
@@ -680,6 +690,9 @@ impl ViewStore for InMemoryEventStore {
     }
 
     async fn commit_batch(&self, batch: ProjectionBatch<'_>) -> Result<(), BatchError> {
+        if batch.projection.sql().is_some() {
+            return Err(no_sql().into());
+        }
         let name = batch.projection.name();
         let mut views = self.views.lock().map_err(|_| poisoned())?;
         let view = views.entry(name.to_owned()).or_default();

@@ -209,6 +209,12 @@ mod views;
 
 pub use tls::TlsMode;
 
+/// The PostgreSQL client this store uses, for projections that write their own SQL
+/// ([`SqlProjection::apply_postgres`](crate::projection::SqlProjection::apply_postgres))
+/// and for queries through [`PostgresEventStore::pool`]: the same version, without a
+/// dependency of your own.
+pub use tokio_postgres;
+
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -396,6 +402,7 @@ impl PostgresOptions {
                 sql,
                 views,
                 commits: tokio::sync::watch::Sender::new(0),
+                sql_migrated: std::sync::Mutex::default(),
             }),
         })
     }
@@ -441,6 +448,9 @@ struct Inner {
     views: views::ViewSql,
     /// The highest position committed through this store object ([`EventStore::commit_notifier`]).
     commits: tokio::sync::watch::Sender<u64>,
+    /// The projections writing their own SQL whose migration this store object has
+    /// committed (see [`views`]).
+    sql_migrated: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// An [`EventStore`] on PostgreSQL; cheap to clone (one shared pool).

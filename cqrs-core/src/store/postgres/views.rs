@@ -25,6 +25,13 @@
 //! with two appends racing on one stream, which the retry resolves as a conflict). A
 //! deadlock (`40P01`) is retried the same way.
 //!
+//! A projection that writes its own SQL ([`Projection::sql`]) runs its statements on the
+//! transaction's connection after the first round trip (its generation comes with the
+//! documents' read), one round trip per statement, before the documents and `COMMIT`;
+//! in an async batch, after the checkpoint check and before the checkpoint's write. Its
+//! migration runs in the first transaction through a store object that applies it, and
+//! again until one such transaction has committed.
+//!
 //! Rebuilding an inline projection is not supported: an inline append reads the active
 //! generation without a lock, so an activation may race with it.
 //!
@@ -34,6 +41,7 @@
 //! [`EventStore::append_projected`]: crate::store::EventStore::append_projected
 
 use std::collections::{HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -51,7 +59,7 @@ use super::{
 use crate::event::{NewEvent, RecordedEvent};
 use crate::projection::{
     ApplyFailure, BatchError, DeadLetter, Projection, ProjectionBatch, ProjectionError,
-    ProjectionState, ViewStore, apply_events,
+    ProjectionState, SqlContext, SqlProjection, ViewStore, apply_events, panic_message,
 };
 use crate::store::{AppendOutcome, StoreError, recorded_from_new};
 
@@ -291,7 +299,10 @@ impl ToSql for JsonbParam<'_> {
 /// The projections of an inline append, sorted by name (so their documents are locked in
 /// (projection, key) order), names checked.
 pub(super) struct Inline<'p> {
+    /// The projections of documents.
     projections: Vec<&'p dyn Projection>,
+    /// The projections writing their own SQL, with their names.
+    sql: Vec<(&'p str, Arc<dyn SqlProjection>)>,
 }
 
 impl<'p> Inline<'p> {
@@ -310,13 +321,22 @@ impl<'p> Inline<'p> {
                 .into(),
             ));
         }
+        let mut sql = Vec::new();
+        sorted.retain(|p| match p.sql() {
+            Some(own) => {
+                sql.push((p.name(), own));
+                false
+            }
+            None => true,
+        });
         Ok(Self {
             projections: sorted,
+            sql,
         })
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.projections.is_empty()
+        self.projections.is_empty() && self.sql.is_empty()
     }
 }
 
@@ -390,6 +410,15 @@ impl DocPlan {
         }
         Self {
             keys,
+            stop: None,
+            complete: true,
+        }
+    }
+
+    /// No documents.
+    fn empty() -> Self {
+        Self {
+            keys: HashSet::new(),
             stop: None,
             complete: true,
         }
@@ -750,8 +779,15 @@ impl PostgresEventStore {
             .iter()
             .map(|p| DocPlan::new(*p, &planned))
             .collect();
+        // The projections writing their own SQL that handle any of the events.
+        let own_sql: Vec<(&str, &Arc<dyn SqlProjection>)> = inline
+            .sql
+            .iter()
+            .filter(|(_, own)| planned.iter().any(|e| own.handles(e)))
+            .map(|(name, own)| (*name, own))
+            .collect();
         drop(planned);
-        if plans.iter().all(|p| p.complete && p.keys.is_empty()) {
+        if own_sql.is_empty() && plans.iter().all(|p| p.complete && p.keys.is_empty()) {
             // No projection handles any of the events: nothing to read, nothing to write.
             return match client.query_one(append, &args.params()).await {
                 Ok(row) => AppendStatus::parse(&row).map_err(AttemptError::Store),
@@ -760,6 +796,8 @@ impl PostgresEventStore {
         }
         let (mut names, mut want_projections, mut want_keys) = (Vec::new(), Vec::new(), Vec::new());
         // In (projection, key) order: the documents' lock order.
+        // The generations of the SQL projections come with the documents' read.
+        names.extend(own_sql.iter().map(|(name, _)| *name));
         for (projection, plan) in inline.projections.iter().zip(&plans) {
             if plan.keys.is_empty() {
                 continue;
@@ -813,7 +851,7 @@ impl PostgresEventStore {
         };
         let projected = self
             .project_inline(
-                client, &tx, &write, &stream, events, &outcome, inline, plans, &rows,
+                client, &tx, &write, &stream, events, &outcome, inline, plans, &own_sql, &rows,
             )
             .await;
         match projected {
@@ -841,6 +879,7 @@ impl PostgresEventStore {
         outcome: &AppendOutcome,
         inline: &Inline<'_>,
         plans: Vec<DocPlan>,
+        own_sql: &[(&str, &Arc<dyn SqlProjection>)],
         rows: &[Row],
     ) -> Result<(), AttemptError> {
         let store = AttemptError::Store;
@@ -915,9 +954,38 @@ impl PostgresEventStore {
             };
             writes.add(name, generation, changes, &existing);
         }
+        let mut migrated = Vec::new();
+        for (name, own) in own_sql {
+            let generation = generation_of.get(*name).copied().ok_or_else(|| {
+                store(backend(format!(
+                    "the generation of projection `{name}` was not read"
+                )))
+            })?;
+            let cx = SqlContext {
+                projection: name,
+                generation: u32::try_from(generation).unwrap_or_default(),
+                inline: true,
+                tenant: Some(&self.inner.tenant),
+                schema: Some(&self.inner.schema),
+            };
+            match self.apply_sql(client, &***own, &recorded, &cx).await {
+                Ok(true) => migrated.push(*name),
+                Ok(false) => {}
+                Err((index, error)) => {
+                    return Err(store(StoreError::Projection {
+                        projection: (*name).to_owned(),
+                        stream_id: stream.to_string(),
+                        event_id: recorded[index].event_id,
+                        source: error,
+                    }));
+                }
+            }
+        }
         // Round trip 2: the documents, and COMMIT.
         if writes.is_empty() {
-            return tx.commit().await.map_err(AttemptError::Pg);
+            tx.commit().await.map_err(AttemptError::Pg)?;
+            self.sql_migrations_committed(&migrated);
+            return Ok(());
         }
         let InlineWrites {
             update,
@@ -946,8 +1014,59 @@ impl PostgresEventStore {
             tx.commit(),
         )
         .await
-        .map(|_| ())
-        .map_err(AttemptError::Pg)
+        .map_err(AttemptError::Pg)?;
+        self.sql_migrations_committed(&migrated);
+        Ok(())
+    }
+
+    /// Runs a projection's own SQL on the `events` it handles, in the transaction
+    /// `client` has open: first its migration, unless this store object has committed
+    /// one. Returns whether it migrated (the caller records it once committed).
+    async fn apply_sql(
+        &self,
+        client: &Client,
+        own: &dyn SqlProjection,
+        events: &[RecordedEvent],
+        cx: &SqlContext<'_>,
+    ) -> Result<bool, (usize, Box<ProjectionError>)> {
+        let mut migrate = !self
+            .inner
+            .sql_migrated
+            .lock()
+            .is_ok_and(|done| done.contains(cx.projection));
+        let migrating = migrate;
+        for (index, event) in events.iter().enumerate() {
+            let step = AssertUnwindSafe(async {
+                if !own.handles(event) {
+                    return Ok(());
+                }
+                if migrate {
+                    own.migrate_postgres(client, cx).await?;
+                    migrate = false;
+                }
+                own.apply_postgres(client, event, cx).await
+            })
+            .catch_unwind()
+            .await;
+            let error = match step {
+                Ok(Ok(())) => continue,
+                Ok(Err(error)) => error,
+                Err(panic) => ProjectionError::Panicked(panic_message(&*panic)),
+            };
+            // The caller rolls the transaction back (a failed statement aborted it).
+            return Err((index, Box::new(error)));
+        }
+        Ok(migrating && !migrate)
+    }
+
+    /// Records the migrations of projections writing their own SQL that just committed.
+    fn sql_migrations_committed(&self, names: &[&str]) {
+        if names.is_empty() {
+            return;
+        }
+        if let Ok(mut done) = self.inner.sql_migrated.lock() {
+            done.extend(names.iter().map(|name| (*name).to_owned()));
+        }
     }
 
     /// A batch in two round trips: `BEGIN`, the row (created if absent, locked), the
@@ -963,7 +1082,12 @@ impl PostgresEventStore {
         let generation = to_i32(batch.generation, "generation")?;
         let checkpoint = to_i64(batch.checkpoint, "checkpoint")?;
         let parking = Parking::new(batch.park, batch.resolved)?;
-        let plan = DocPlan::new(batch.projection, batch.events);
+        let own = batch.projection.sql();
+        // A projection writing its own SQL has no documents to read.
+        let plan = match own {
+            Some(_) => DocPlan::empty(),
+            None => DocPlan::new(batch.projection, batch.events),
+        };
         let keys = plan.keys();
         let sql = &self.inner.views;
         let prepare = pg_error("preparing a statement");
@@ -1015,15 +1139,33 @@ impl PostgresEventStore {
             found.insert(key, doc);
         }
         let mut writes = DocWrites::default();
-        match apply_planned(batch.projection, batch.events, plan, found) {
-            Ok(changes) => writes.add(changes),
-            Err(ApplyError::Event { index, error }) => {
-                return Err(BatchError::Apply {
+        let mut migrated = false;
+        if let Some(own) = &own {
+            let cx = SqlContext {
+                projection: name,
+                generation: batch.generation,
+                inline: false,
+                tenant: Some(tenant),
+                schema: Some(&self.inner.schema),
+            };
+            migrated = self
+                .apply_sql(client, &**own, batch.events, &cx)
+                .await
+                .map_err(|(index, error)| BatchError::Apply {
                     index,
                     error: *error,
-                });
+                })?;
+        } else {
+            match apply_planned(batch.projection, batch.events, plan, found) {
+                Ok(changes) => writes.add(changes),
+                Err(ApplyError::Event { index, error }) => {
+                    return Err(BatchError::Apply {
+                        index,
+                        error: *error,
+                    });
+                }
+                Err(ApplyError::Store(e)) => return Err(e.into()),
             }
-            Err(ApplyError::Store(e)) => return Err(e.into()),
         }
         let docs = writes.docs();
         // Round trip 2.
@@ -1052,6 +1194,9 @@ impl PostgresEventStore {
         )
         .await
         .map_err(pg_error("committing a projection batch"))?;
+        if migrated {
+            self.sql_migrations_committed(&[name]);
+        }
         Ok(())
     }
 

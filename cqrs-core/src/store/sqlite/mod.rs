@@ -172,6 +172,11 @@ macro_rules! event_columns {
          payload, recorded_at"
     };
 }
+/// The SQLite bindings this store uses, for projections that write their own SQL
+/// ([`SqlProjection::apply_sqlite`](crate::projection::SqlProjection::apply_sqlite)) and
+/// for [`SqliteEventStore::query`]: the same version, without a dependency of your own.
+pub use rusqlite;
+
 mod checkpoint;
 mod read;
 mod schema;
@@ -639,6 +644,41 @@ impl SqliteEventStore {
     /// ```
     pub async fn pragmas(&self) -> Result<Vec<(&'static str, String)>, StoreError> {
         self.inner.writer.pragmas().await
+    }
+
+    /// Runs `read` on a read connection of the pool, in a read transaction (one snapshot
+    /// of the file), on a blocking thread: how the tables of a
+    /// [`SqlProjection`](crate::projection::SqlProjection) are queried. The connection is
+    /// `query_only`: a statement that writes fails.
+    ///
+    /// ```
+    /// use cqrs_core::store::sqlite::SqliteEventStore;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// # let path = std::env::temp_dir().join(format!("cqrs-doc-{}.db", uuid::Uuid::now_v7()));
+    /// let store = SqliteEventStore::open(&path).unwrap();
+    /// let tables: i64 = store
+    ///     .query(|conn| conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0)))
+    ///     .await
+    ///     .unwrap();
+    /// assert!(tables > 0);
+    /// # drop(store);
+    /// # for end in ["", "-wal", "-shm"] { let _ = std::fs::remove_file(format!("{}{end}", path.display())); }
+    /// # });
+    /// ```
+    pub async fn query<T, F>(&self, read: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.inner
+            .readers
+            .run(move |conn| {
+                let tx = conn
+                    .transaction()
+                    .map_err(sql_error("starting a read transaction"))?;
+                read(&tx).map_err(sql_error("running a query"))
+            })
+            .await
     }
 
     async fn write(&self, op: WriteOp) -> Result<Written, StoreError> {

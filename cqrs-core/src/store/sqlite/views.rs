@@ -12,6 +12,10 @@
 //! documents, and the writer commits them only if the checkpoint is still the batch's
 //! `from` and every document read is unchanged (else the batch is stale, or is computed
 //! again from the current documents).
+//!
+//! A projection that writes its own SQL ([`Projection::sql`]) runs on the writer thread
+//! in both modes, in the same savepoint: its statements, the dead letters and the
+//! checkpoint commit together or not at all.
 
 use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -27,7 +31,7 @@ use super::{SqliteEventStore, mismatched_reply, sql_error, to_i64};
 use crate::event::{NewEvent, RecordedEvent};
 use crate::projection::{
     ApplyFailure, BatchError, DeadLetter, Projection, ProjectionBatch, ProjectionError,
-    ProjectionState, ViewStore, apply_events, panic_message,
+    ProjectionState, SqlContext, SqlProjection, ViewStore, apply_events, panic_message,
 };
 use crate::store::{AppendOutcome, StoreError, recorded_from_new};
 
@@ -319,6 +323,24 @@ pub(super) fn project_inline(
         .collect();
     for (name, projection) in projections {
         let generation = active_generation(conn, name)?;
+        if let Some(sql) = projection.sql() {
+            let cx = SqlContext {
+                projection: name,
+                generation,
+                inline: true,
+                tenant: None,
+                schema: None,
+            };
+            apply_sql(conn, &*sql, &recorded, &cx).map_err(|(index, error)| {
+                StoreError::Projection {
+                    projection: name.clone(),
+                    stream_id: stream_id.to_owned(),
+                    event_id: recorded[index].event_id,
+                    source: error,
+                }
+            })?;
+            continue;
+        }
         let mut docs = HashMap::new();
         let changed = apply_guarded(&**projection, &recorded, &mut docs, |key| {
             load_doc_at(conn, name, generation, key)
@@ -340,6 +362,37 @@ pub(super) fn project_inline(
     Ok(())
 }
 
+/// Runs a projection's own SQL on `events` (those it handles), in the transaction `conn`
+/// has open: its migration before its first statement, then each event. A failure or a
+/// panic names the event's index; the caller rolls the savepoint back.
+fn apply_sql(
+    conn: &Connection,
+    sql: &dyn SqlProjection,
+    events: &[RecordedEvent],
+    cx: &SqlContext<'_>,
+) -> Result<(), (usize, Box<ProjectionError>)> {
+    let mut migrated = false;
+    for (index, event) in events.iter().enumerate() {
+        let step = catch_unwind(AssertUnwindSafe(|| {
+            if !sql.handles(event) {
+                return Ok(());
+            }
+            if !migrated {
+                sql.migrate_sqlite(conn)?;
+                migrated = true;
+            }
+            sql.apply_sqlite(conn, event, cx)
+        }));
+        let error = match step {
+            Ok(Ok(())) => continue,
+            Ok(Err(error)) => error,
+            Err(panic) => ProjectionError::Panicked(panic_message(&*panic)),
+        };
+        return Err((index, Box::new(error)));
+    }
+    Ok(())
+}
+
 /// An async batch, computed on the caller's thread, for the writer to commit.
 pub(super) struct BatchWrite {
     projection: String,
@@ -353,6 +406,9 @@ pub(super) struct BatchWrite {
     park: Vec<DeadLetter>,
     resolved: Vec<Uuid>,
     checkpoint: u64,
+    /// A projection writing its own SQL, and the batch's events: applied on the writer
+    /// thread (then `read` and `writes` are empty).
+    sql: Option<(Arc<dyn SqlProjection>, Vec<RecordedEvent>)>,
 }
 
 /// What the writer did with a [`BatchWrite`].
@@ -385,6 +441,21 @@ pub(super) fn write_batch(
     }
     for (key, doc) in &batch.writes {
         write_doc(conn, name, generation, key, doc.as_ref())?;
+    }
+    if let Some((sql, events)) = &batch.sql {
+        let cx = SqlContext {
+            projection: name,
+            generation,
+            inline: false,
+            tenant: None,
+            schema: None,
+        };
+        apply_sql(conn, &**sql, events, &cx).map_err(|(index, error)| StoreError::Projection {
+            projection: name.to_owned(),
+            stream_id: events[index].stream_id.to_string(),
+            event_id: events[index].event_id,
+            source: error,
+        })?;
     }
     for letter in &batch.park {
         conn.prepare_cached(
@@ -571,6 +642,55 @@ struct BatchRead {
 }
 
 impl SqliteEventStore {
+    /// An async batch of a projection writing its own SQL: applied and committed on the
+    /// writer thread, where its statements share the checkpoint's savepoint.
+    async fn commit_sql_batch(
+        &self,
+        name: String,
+        sql: Arc<dyn SqlProjection>,
+        batch: &ProjectionBatch<'_>,
+    ) -> Result<(), BatchError> {
+        let write = BatchWrite {
+            projection: name,
+            generation: batch.generation,
+            from: batch.from,
+            read: Vec::new(),
+            writes: Vec::new(),
+            park: batch.park.to_vec(),
+            resolved: batch.resolved.to_vec(),
+            checkpoint: batch.checkpoint,
+            sql: Some((sql, batch.events.to_vec())),
+        };
+        match self.write(WriteOp::CommitBatch(Box::new(write))).await {
+            Ok(Written::Batch(BatchOutcome::Committed)) => Ok(()),
+            Ok(Written::Batch(BatchOutcome::Stale(stored))) => Err(BatchError::Stale {
+                stored,
+                from: batch.from,
+            }),
+            Ok(_) => Err(mismatched_reply().into()),
+            // The writer names the failing event by id; the runner wants its index.
+            Err(StoreError::Projection {
+                projection,
+                stream_id,
+                event_id,
+                source,
+            }) => match batch.events.iter().position(|e| e.event_id == event_id) {
+                Some(index) => Err(BatchError::Apply {
+                    index,
+                    error: *source,
+                }),
+                None => Err(StoreError::Projection {
+                    projection,
+                    stream_id,
+                    event_id,
+                    source,
+                }
+                .into()),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Reads, in one read transaction, the checkpoint of `projection`'s `generation` and
     /// (if it is `from`) the documents `keys`.
     async fn read_for_batch(
@@ -698,6 +818,9 @@ impl ViewStore for SqliteEventStore {
             )
             .into());
         }
+        if let Some(sql) = batch.projection.sql() {
+            return self.commit_sql_batch(name, sql, &batch).await;
+        }
         let keys = touched_keys(batch.projection, batch.events);
         for _ in 0..BATCH_ATTEMPTS {
             let read = self
@@ -744,6 +867,7 @@ impl ViewStore for SqliteEventStore {
                 park: batch.park.to_vec(),
                 resolved: batch.resolved.to_vec(),
                 checkpoint: batch.checkpoint,
+                sql: None,
             };
             match self.write(WriteOp::CommitBatch(Box::new(write))).await? {
                 Written::Batch(BatchOutcome::Committed) => return Ok(()),
