@@ -108,6 +108,9 @@ pub use runtime::{
     RetryPolicy,
 };
 pub use store::{EventStore, ExpectedVersion, InMemoryEventStore, StoreError};
+/// The `uuid` crate this framework uses (event ids, correlation and causation ids), so
+/// that `Metadata::with_correlation_id` and friends need no dependency of your own.
+pub use uuid;
 
 #[cfg(feature = "derive")]
 pub use cqrs_derive::{Aggregate, Command, Event, aggregate_impl, projection};
