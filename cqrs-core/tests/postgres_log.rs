@@ -76,11 +76,7 @@ fn url_with(param: &str) -> String {
 }
 
 async fn drop_schema(store: &PostgresEventStore) {
-    let client = store.pool().get().await.unwrap();
-    client
-        .batch_execute(&format!("DROP SCHEMA \"{}\" CASCADE", store.schema()))
-        .await
-        .unwrap();
+    store.drop_schema().await.unwrap();
 }
 
 fn event(n: u32) -> NewEvent {

@@ -54,11 +54,7 @@ async fn open(schema: &str) -> Option<PostgresEventStore> {
 }
 
 async fn drop_schema(store: &PostgresEventStore) {
-    let client = store.pool().get().await.unwrap();
-    client
-        .batch_execute(&format!("DROP SCHEMA \"{}\" CASCADE", store.schema()))
-        .await
-        .unwrap();
+    store.drop_schema().await.unwrap();
 }
 
 /// A raw connection (no pool) whose connection task the caller can abort.

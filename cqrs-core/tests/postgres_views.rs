@@ -63,11 +63,7 @@ async fn open(schema: &str, tenant: &str) -> Option<PostgresEventStore> {
 }
 
 async fn drop_schema(store: &PostgresEventStore) {
-    let client = store.pool().get().await.unwrap();
-    client
-        .batch_execute(&format!("DROP SCHEMA \"{}\" CASCADE", store.schema()))
-        .await
-        .unwrap();
+    store.drop_schema().await.unwrap();
 }
 
 /// Runs `test` with a store in a fresh schema, and drops the schema even if it fails.

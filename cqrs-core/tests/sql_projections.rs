@@ -544,11 +544,7 @@ mod postgres {
     }
 
     async fn drop_schema(store: &PostgresEventStore) {
-        let client = store.pool().get().await.unwrap();
-        client
-            .batch_execute(&format!("DROP SCHEMA \"{}\" CASCADE", store.schema()))
-            .await
-            .unwrap();
+        store.drop_schema().await.unwrap();
     }
 
     #[async_trait]

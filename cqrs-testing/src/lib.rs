@@ -250,6 +250,8 @@ use cqrs_core::{Aggregate, Command as _, DomainEvent, JsonCodec, Metadata, NewEv
 pub mod app;
 pub mod conformance;
 pub mod golden;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod properties;
 pub mod read_side;
 mod scenarios;

@@ -7,53 +7,22 @@
 //! unknown host) the tests print the reason and pass as skipped, unless `CI=true`, where
 //! they fail; any other connect error (TLS, authentication, a failing migration) fails.
 
-use cqrs_core::StoreError;
 use cqrs_core::store::BoxError;
-use cqrs_core::store::postgres::{PostgresConnectError, PostgresEventStore, PostgresOptions};
+use cqrs_core::store::postgres::{PostgresEventStore, PostgresOptions};
 use cqrs_testing::conformance::{self, BoxFuture, Config};
-
-fn url() -> String {
-    std::env::var("CQRS_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
+use cqrs_testing::postgres::{fresh_schema, or_skip, test_url};
 
 /// Connects a store on a schema of its own, or `None` (skip, reason printed) when the
-/// server is unreachable outside CI; panics on any other error, and on every error when
-/// `CI=true`.
+/// server is unreachable outside CI.
 async fn fresh() -> Option<PostgresEventStore> {
-    let schema = format!("cqrs_conf_{}", uuid::Uuid::now_v7().simple());
-    let result = PostgresOptions::new(url())
-        .schema(&schema)
-        .pool_size(24)
-        .connect()
-        .await;
-    match result {
-        Ok(store) => Some(store),
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("PostgreSQL at {} failed and CI=true: {e}", url())
-        }
-        Err(StoreError::Backend(source))
-            if source
-                .downcast_ref::<PostgresConnectError>()
-                .is_some_and(PostgresConnectError::is_unreachable) =>
-        {
-            eprintln!("skipped: {source}");
-            None
-        }
-        Err(e) => panic!("connecting to PostgreSQL at {} failed: {e}", url()),
-    }
+    let options = PostgresOptions::new(test_url())
+        .schema(fresh_schema("cqrs_conf"))
+        .pool_size(24);
+    or_skip(options.connect().await)
 }
 
 async fn drop_schema(store: &PostgresEventStore) {
-    let client = store
-        .pool()
-        .get()
-        .await
-        .expect("a connection to drop the schema");
-    client
-        .batch_execute(&format!("DROP SCHEMA \"{}\" CASCADE", store.schema()))
-        .await
-        .expect("the test schema drops");
+    store.drop_schema().await.expect("the test schema drops");
 }
 
 /// Overwrites the metadata of one stored event with JSON that is not a metadata object.

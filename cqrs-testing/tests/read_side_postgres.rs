@@ -3,13 +3,8 @@
 //! `postgres://postgres@127.0.0.1:5432/test`). Skipped, with the reason printed, when no
 //! server answers, unless `CI=true`.
 
-use cqrs_core::StoreError;
-use cqrs_core::store::postgres::{PostgresConnectError, PostgresEventStore, PostgresOptions};
-
-fn url() -> String {
-    std::env::var("CQRS_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
+use cqrs_core::store::postgres::{PostgresEventStore, PostgresOptions};
+use cqrs_testing::postgres::{fresh_schema, or_skip, test_url};
 
 /// Drops the case's schema when dropped (on a runtime of its own: the test's runtime
 /// is shutting down by then).
@@ -42,27 +37,13 @@ impl Drop for DropSchema {
 }
 
 async fn open() -> Option<(PostgresEventStore, DropSchema)> {
-    let url = url();
-    let schema = format!("read_side_{}", uuid::Uuid::now_v7().simple());
-    match PostgresOptions::new(&url)
+    let (url, schema) = (test_url(), fresh_schema("read_side"));
+    let options = PostgresOptions::new(&url)
         .schema(&schema)
         .pool_size(8)
-        .read_wait(std::time::Duration::from_millis(200))
-        .connect()
-        .await
-    {
-        Ok(store) => Some((store, DropSchema { url, schema })),
-        Err(StoreError::Backend(source))
-            if std::env::var("CI").as_deref() != Ok("true")
-                && source
-                    .downcast_ref::<PostgresConnectError>()
-                    .is_some_and(PostgresConnectError::is_unreachable) =>
-        {
-            eprintln!("skipped: {source}");
-            None
-        }
-        Err(e) => panic!("cannot open the PostgreSQL store: {e}"),
-    }
+        .read_wait(std::time::Duration::from_millis(200));
+    let store = or_skip(options.connect().await)?;
+    Some((store, DropSchema { url, schema }))
 }
 
 cqrs_testing::read_side_conformance!(postgres, open);

@@ -622,13 +622,10 @@ pub async fn on_postgres(
         what: format!("schema `{schema}`"),
         reason,
     };
-    let dropped = match store.pool().get().await {
-        Ok(client) => client
-            .batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
-            .await
-            .map_err(|e| cleanup(e.to_string())),
-        Err(e) => Err(cleanup(e.to_string())),
-    };
+    let dropped = store
+        .drop_schema()
+        .await
+        .map_err(|e| cleanup(e.to_string()));
     let outcome = result?;
     dropped.map(|()| outcome)
 }

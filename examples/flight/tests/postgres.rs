@@ -8,53 +8,17 @@
 
 use std::process::Command;
 
-use cqrs_core::StoreError;
-use cqrs_core::store::postgres::{PostgresConnectError, PostgresEventStore, PostgresOptions};
+use cqrs_core::store::postgres::{PostgresEventStore, PostgresOptions};
+use cqrs_testing::postgres::{fresh_schema, or_skip, test_url};
 use flight::demo::{self, Backend};
 use flight::{FlightError, FlightStatus};
 
-fn url() -> String {
-    std::env::var("CQRS_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// `Some(store)`, or `None` (skip, reason printed) when the server is unreachable outside
-/// CI; panics on any other error, and on every error when `CI=true`.
-fn store_or_skip(result: Result<PostgresEventStore, StoreError>) -> Option<PostgresEventStore> {
-    match result {
-        Ok(store) => Some(store),
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("PostgreSQL at {} failed and CI=true: {e}", url())
-        }
-        Err(StoreError::Backend(source))
-            if source
-                .downcast_ref::<PostgresConnectError>()
-                .is_some_and(|c| c.is_unreachable()) =>
-        {
-            eprintln!("skipped: {source}");
-            None
-        }
-        Err(e) => panic!("connecting to PostgreSQL at {} failed: {e}", url()),
-    }
-}
-
 /// A store in a fresh schema of its own, to ask the server questions with.
 async fn probe() -> Option<PostgresEventStore> {
-    let schema = format!(
-        "flight_probe_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::UNIX_EPOCH
-            .elapsed()
-            .unwrap()
-            .as_nanos()
-    );
-    store_or_skip(
-        PostgresOptions::new(url())
-            .schema(schema)
-            .pool_size(1)
-            .connect()
-            .await,
-    )
+    let options = PostgresOptions::new(test_url())
+        .schema(fresh_schema("flight_probe"))
+        .pool_size(1);
+    or_skip(options.connect().await)
 }
 
 async fn schema_exists(probe: &PostgresEventStore, schema: &str) -> bool {
@@ -70,18 +34,14 @@ async fn schema_exists(probe: &PostgresEventStore, schema: &str) -> bool {
 }
 
 async fn drop_probe(probe: &PostgresEventStore) {
-    let client = probe.pool().get().await.unwrap();
-    client
-        .batch_execute(&format!("DROP SCHEMA \"{}\" CASCADE", probe.schema()))
-        .await
-        .unwrap();
+    probe.drop_schema().await.unwrap();
 }
 
 #[tokio::test]
 async fn the_demo_runs_on_postgres_in_its_own_schema_and_drops_it() {
     let Some(probe) = probe().await else { return };
     let mut account = Vec::new();
-    let outcome = demo::on_postgres(&url(), &mut account).await;
+    let outcome = demo::on_postgres(&test_url(), &mut account).await;
     let gone = match &outcome {
         Ok(o) => match &o.backend {
             Backend::Postgres { schema } => Some(!schema_exists(&probe, schema).await),
@@ -142,7 +102,7 @@ async fn the_binary_runs_on_postgres_when_database_url_says_so() {
     let Some(probe) = probe().await else { return };
     let out = tokio::task::spawn_blocking(|| {
         Command::new(env!("CARGO_BIN_EXE_flight"))
-            .env("DATABASE_URL", url())
+            .env("DATABASE_URL", test_url())
             .output()
             .unwrap()
     })

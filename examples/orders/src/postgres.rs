@@ -27,10 +27,6 @@ pub async fn connect(url: &str, schema: &str) -> Result<PostgresEventStore, Stor
 
 /// Drops the store's schema and everything in it.
 pub async fn drop_schema(store: &PostgresEventStore) -> Result<(), ShopError> {
-    let client = store.pool().get().await?;
-    // The schema name was validated by `connect` (`^[a-z_][a-z0-9_]{0,62}$`).
-    client
-        .batch_execute(&format!("DROP SCHEMA \"{}\" CASCADE", store.schema()))
-        .await?;
+    store.drop_schema().await?;
     Ok(())
 }

@@ -8,37 +8,12 @@ mod common;
 
 use std::process::Command;
 
-use cqrs_core::StoreError;
-use cqrs_core::store::postgres::{PostgresConnectError, PostgresEventStore};
-
-fn url() -> String {
-    std::env::var("CQRS_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// `Some(store)`, or `None` (skip, reason printed) when the server is unreachable outside
-/// CI; panics on any other error, and on every error when `CI=true`.
-fn store_or_skip(result: Result<PostgresEventStore, StoreError>) -> Option<PostgresEventStore> {
-    match result {
-        Ok(store) => Some(store),
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("PostgreSQL at {} failed and CI=true: {e}", url())
-        }
-        Err(StoreError::Backend(source))
-            if source
-                .downcast_ref::<PostgresConnectError>()
-                .is_some_and(|c| c.is_unreachable()) =>
-        {
-            eprintln!("skipped: {source}");
-            None
-        }
-        Err(e) => panic!("connecting to PostgreSQL at {} failed: {e}", url()),
-    }
-}
+use cqrs_core::store::postgres::PostgresEventStore;
+use cqrs_testing::postgres::{or_skip, test_url};
 
 async fn open() -> Option<PostgresEventStore> {
     let schema = orders::postgres::fresh_schema("orders_test");
-    store_or_skip(orders::postgres::connect(&url(), &schema).await)
+    or_skip(orders::postgres::connect(&test_url(), &schema).await)
 }
 
 async fn schema_exists(store: &PostgresEventStore, schema: &str) -> bool {
@@ -84,7 +59,7 @@ async fn the_binary_runs_on_postgresql_and_drops_its_schema() {
     let run = tokio::task::spawn_blocking(|| {
         Command::new(env!("CARGO_BIN_EXE_orders"))
             .arg("--database-url")
-            .arg(url())
+            .arg(test_url())
             .output()
     })
     .await

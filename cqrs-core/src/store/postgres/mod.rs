@@ -597,6 +597,30 @@ impl PostgresEventStore {
         Ok(())
     }
 
+    /// Administrator call: drops the store's schema and everything in it (the events of
+    /// every tenant, snapshots, views, the tables of projections that write their own SQL
+    /// there). Irreversible; for tests and throwaway demos that work in a schema of their
+    /// own. The store object is unusable afterwards.
+    ///
+    /// ```no_run
+    /// use cqrs_core::store::postgres::PostgresOptions;
+    /// # async fn run() -> Result<(), cqrs_core::StoreError> {
+    /// let store = PostgresOptions::new("postgres://postgres@127.0.0.1/test")
+    ///     .schema("demo_run_1")
+    ///     .connect()
+    ///     .await?;
+    /// // ... the demo ...
+    /// store.drop_schema().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn drop_schema(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.inner.quoted))
+            .await
+            .map_err(pg_error("dropping the store's schema"))
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.inner.pool.get().await.map_err(pool_error)
     }
