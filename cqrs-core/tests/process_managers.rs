@@ -207,6 +207,130 @@ async fn stream(store: &InMemoryEventStore, id: &str) -> Vec<RecordedEvent> {
     store.read_stream(id, 1).await.unwrap()
 }
 
+/// Moves the checkpoint of process manager `name` back to 0, as a crash before it was
+/// written would: every event is delivered again.
+async fn rewind(store: &InMemoryEventStore, name: &'static str) {
+    struct Named(&'static str);
+    impl cqrs_core::projection::Projection for Named {
+        fn name(&self) -> &str {
+            self.0
+        }
+        fn handles(&self, _: &RecordedEvent) -> bool {
+            false
+        }
+        fn apply(
+            &self,
+            _: Option<&[u8]>,
+            _: &RecordedEvent,
+        ) -> Result<cqrs_core::projection::DocChange, ProjectionError> {
+            Ok(cqrs_core::projection::DocChange::Unchanged)
+        }
+    }
+    let from = store.projection_state(name).await.unwrap().position;
+    store
+        .commit_batch(ProjectionBatch {
+            projection: &Named(name),
+            generation: 0,
+            from,
+            events: &[],
+            park: &[],
+            resolved: &[],
+            checkpoint: 0,
+        })
+        .await
+        .unwrap();
+}
+
+/// Reserves an order's stock in two halves: two commands to one stream for one trigger.
+struct Halves {
+    stock: Cqrs<Stock>,
+}
+
+#[cqrs_core::async_trait]
+impl ProcessManager for Halves {
+    fn name(&self) -> &str {
+        "halves"
+    }
+
+    fn handles(&self, event: &RecordedEvent) -> bool {
+        &*event.event_type == "OrderPlaced"
+    }
+
+    async fn react(
+        &self,
+        event: &RecordedEvent,
+        ctx: &SagaContext<'_>,
+    ) -> Result<(), ProjectionError> {
+        let failed = |e: &dyn std::fmt::Display| ProjectionError::Handler(e.to_string());
+        let order_id = cqrs_core::projection::aggregate_id(&event.stream_id).to_owned();
+        let decoded = event.decode::<OrderEvent, _>(&cqrs_core::JsonCodec)?;
+        let Some(OrderEvent::OrderPlaced { sku, qty }) = decoded.into_iter().next() else {
+            return Ok(());
+        };
+        for half in [qty / 2, qty - qty / 2] {
+            let reserve = StockCommand::Reserve {
+                order_id: order_id.clone(),
+                qty: half,
+            };
+            ctx.execute(&self.stock, &sku, reserve)
+                .await
+                .map_err(|e| failed(&e))?;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_reaction_issuing_two_commands_to_one_stream_issues_both_once() {
+    let store = InMemoryEventStore::new();
+    let orders = Cqrs::<Order>::builder(store.clone()).build();
+    let stock = Cqrs::<Stock>::builder(store.clone()).build();
+    stock
+        .execute("sku-1", StockCommand::Restock { qty: 10 })
+        .await
+        .unwrap();
+    let place = OrderCommand::Place {
+        sku: "sku-1".into(),
+        qty: 5,
+    };
+    orders.execute("o-1", place).await.unwrap();
+    let saga = SagaRunner::new(
+        store.clone(),
+        Halves {
+            stock: stock.clone(),
+        },
+    );
+    saga.catch_up().await.unwrap();
+    assert_eq!(stock.load("sku-1").await.unwrap().state.available, 5);
+    let reserved: Vec<RecordedEvent> = stream(&store, "Stock-sku-1")
+        .await
+        .into_iter()
+        .filter(|e| &*e.event_type == "StockReserved")
+        .collect();
+    let placed = &stream(&store, "Order-o-1").await[0];
+    assert_eq!(
+        reserved.len(),
+        2,
+        "both halves issued on the first delivery"
+    );
+    assert!(
+        reserved
+            .iter()
+            .all(|e| e.metadata.causation_id == Some(placed.event_id))
+    );
+
+    // Redelivered: neither half again.
+    let head = store.head_position().await.unwrap();
+    rewind(&store, "halves").await;
+    saga.catch_up().await.unwrap();
+    assert_eq!(
+        store.head_position().await.unwrap(),
+        head,
+        "nothing re-issued"
+    );
+    assert_eq!(stock.load("sku-1").await.unwrap().state.available, 5);
+}
+
 #[tokio::test]
 async fn the_order_saga_carries_causation_and_does_not_repeat_itself_on_redelivery() {
     let store = InMemoryEventStore::new();
@@ -275,34 +399,7 @@ async fn the_order_saga_carries_causation_and_does_not_repeat_itself_on_redelive
     let head = store.head_position().await.unwrap();
     let state = store.projection_state("fulfilment").await.unwrap();
     assert_eq!(state.position, head);
-    struct Named;
-    impl cqrs_core::projection::Projection for Named {
-        fn name(&self) -> &str {
-            "fulfilment"
-        }
-        fn handles(&self, _: &RecordedEvent) -> bool {
-            false
-        }
-        fn apply(
-            &self,
-            _: Option<&[u8]>,
-            _: &RecordedEvent,
-        ) -> Result<cqrs_core::projection::DocChange, ProjectionError> {
-            Ok(cqrs_core::projection::DocChange::Unchanged)
-        }
-    }
-    store
-        .commit_batch(ProjectionBatch {
-            projection: &Named,
-            generation: 0,
-            from: head,
-            events: &[],
-            park: &[],
-            resolved: &[],
-            checkpoint: 0,
-        })
-        .await
-        .unwrap();
+    rewind(&store, "fulfilment").await;
     saga.catch_up().await.unwrap();
     saga.catch_up().await.unwrap();
     assert_eq!(

@@ -49,7 +49,14 @@ pub trait ProcessManager: Send + Sync + 'static {
 pub struct SagaContext<'a> {
     name: &'a str,
     trigger: &'a RecordedEvent,
+    /// How many commands this reaction has issued to each stream so far: the next one's
+    /// step (see [`SagaContext::execute`]).
+    steps: std::sync::Mutex<HashMap<String, u32>>,
 }
+
+/// The metadata key that numbers a reaction's second and later commands to one stream
+/// (absent: the first).
+const STEP_KEY: &str = "cqrs.saga_step";
 
 impl SagaContext<'_> {
     /// The event being reacted to.
@@ -74,8 +81,15 @@ impl SagaContext<'_> {
     }
 
     /// Issues `command` to aggregate `id` through `cqrs`, unless a previous delivery of
-    /// the same trigger already did (its stream holds an event caused by the trigger):
-    /// then nothing is issued and `Ok(None)` is returned.
+    /// the same trigger already did: then nothing is issued and `Ok(None)` is returned.
+    ///
+    /// The key is the causation id with a step: the `n`-th command this reaction issues
+    /// to one stream is step `n` (recorded in the events' metadata under
+    /// `cqrs.saga_step` from the second on), and it counts as issued when the stream
+    /// holds an event caused by the trigger at that step. A reaction must therefore
+    /// issue its commands to any one stream in the same order on every delivery (a
+    /// reaction that decides from the trigger alone does). A command that was rejected,
+    /// or that produced no event, leaves no trace and is issued again on redelivery.
     pub async fn execute<A: Aggregate, C: Codec>(
         &self,
         cqrs: &Cqrs<A, C>,
@@ -83,26 +97,43 @@ impl SagaContext<'_> {
         command: A::Command,
     ) -> Result<Option<Committed<A::Event>>, CommandError<A::Error>> {
         let stream_id = A::stream_id(id);
+        let step = {
+            let mut steps = self.steps.lock().unwrap_or_else(|p| p.into_inner());
+            let next = steps.entry(stream_id.clone()).or_insert(0);
+            let step = *next;
+            *next += 1;
+            step
+        };
         let stored = cqrs
             .store()
             .read_stream(&stream_id, 1)
             .await
             .map_err(CommandError::Store)?;
-        if stored
-            .iter()
-            .any(|e| e.metadata.causation_id == Some(self.trigger.event_id))
-        {
+        let issued = stored.iter().any(|e| {
+            e.metadata.causation_id == Some(self.trigger.event_id)
+                && e.metadata
+                    .custom
+                    .get(STEP_KEY)
+                    .map_or(Some(0), |s| s.parse().ok())
+                    == Some(step)
+        });
+        if issued {
             tracing::debug!(
                 process_manager = self.name,
                 trigger = %self.trigger.event_id,
                 %stream_id,
+                step,
                 "already issued for this trigger"
             );
             return Ok(None);
         }
-        cqrs.execute_with(id, command, self.metadata())
-            .await
-            .map(Some)
+        let mut metadata = self.metadata();
+        if step > 0 {
+            metadata
+                .custom
+                .insert(STEP_KEY.to_owned(), step.to_string());
+        }
+        cqrs.execute_with(id, command, metadata).await.map(Some)
     }
 }
 
@@ -268,14 +299,16 @@ impl SagaRunner {
         event: &RecordedEvent,
     ) -> Result<(), (ProjectionError, u32)> {
         let name = self.manager.name();
-        let ctx = SagaContext {
-            name,
-            trigger: event,
-        };
         let mut delay = self.options.backoff;
         let mut attempts = 0;
         loop {
             attempts += 1;
+            // Each attempt is a delivery of its own: its steps count from 0 again.
+            let ctx = SagaContext {
+                name,
+                trigger: event,
+                steps: std::sync::Mutex::default(),
+            };
             let span = tracing::info_span!(
                 "cqrs.process_manager.react",
                 process_manager = name,
