@@ -148,6 +148,7 @@ fn a_load_reads_the_snapshot_and_only_the_tail() {
         store.read.store(0, Ordering::SeqCst);
         let loaded = counters.load("c").await.unwrap();
         assert_eq!((loaded.state.total, loaded.version), (250, 250));
+        assert_eq!(loaded.from_snapshot, Some(200));
         assert_eq!(
             store.read.load(Ordering::SeqCst),
             50,
@@ -210,7 +211,12 @@ fn a_snapshot_of_another_version_or_shape_is_ignored_and_the_state_rebuilt() {
                 .snapshots(SnapshotPolicy::every(1000))
                 .build()
         };
-        assert_eq!(fresh().load("c").await.unwrap().state.total, 10);
+        let loaded = fresh().load("c").await.unwrap();
+        assert_eq!(loaded.state.total, 10);
+        assert_eq!(
+            loaded.from_snapshot, None,
+            "the snapshot was ignored: a full replay"
+        );
         let reshaped = Snapshot {
             payload: bytes::Bytes::from_static(br#"{"sum":999}"#),
             ..good

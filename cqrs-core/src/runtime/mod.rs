@@ -49,6 +49,9 @@ pub struct Loaded<A> {
     pub state: A,
     /// The stream's last version (0: no stream).
     pub version: u64,
+    /// The version of the snapshot the load started from (`None`: it replayed the
+    /// stream from its first event); `version - from_snapshot` events were replayed.
+    pub from_snapshot: Option<u64>,
 }
 
 /// Converts something into the shared event store the runtime holds.
@@ -277,7 +280,9 @@ impl<A: Aggregate, C: Codec> CqrsBuilder<A, C> {
     /// }
     /// let snap = store.load_snapshot("Clock-c").await.unwrap().unwrap();
     /// assert_eq!(snap.stream_version, 20);
-    /// assert_eq!(clocks.load("c").await.unwrap().state.ticks, 25);
+    /// let loaded = clocks.load("c").await.unwrap();
+    /// assert_eq!(loaded.state.ticks, 25);
+    /// assert_eq!(loaded.from_snapshot, Some(20), "5 events replayed after the snapshot");
     /// # });
     /// ```
     pub fn snapshots(mut self, policy: SnapshotPolicy<A>) -> Self
@@ -467,6 +472,7 @@ impl<A: Aggregate, C: Codec> Cqrs<A, C> {
         Ok(Loaded {
             state: slot.state,
             version: slot.version,
+            from_snapshot: (slot.snapshot_version > 0).then_some(slot.snapshot_version),
         })
     }
 

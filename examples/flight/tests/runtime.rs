@@ -247,7 +247,9 @@ async fn a_long_stream_loads_from_its_snapshot() {
         .load("BAW117")
         .await
         .unwrap();
-    assert_eq!(cold, full);
+    assert_eq!((&cold.state, cold.version), (&full.state, full.version));
+    assert_eq!(cold.from_snapshot, Some(snapshot.stream_version));
+    assert_eq!(full.from_snapshot, None);
 
     let without_snapshots = plain.load("BAW117").await.unwrap_err();
     assert!(
