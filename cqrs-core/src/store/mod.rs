@@ -486,6 +486,34 @@ pub fn recorded_from_new(
     }
 }
 
+/// The shared preconditions of [`EventStore::truncate_stream`] on a stream at `version`
+/// whose oldest kept event is `first_version` (`deleted`: tombstoned). `Ok(false)`: there
+/// is nothing before `before_version` left to remove.
+pub(crate) fn check_truncate(
+    stream_id: &str,
+    before_version: u64,
+    version: u64,
+    first_version: u64,
+    deleted: bool,
+) -> Result<bool, StoreError> {
+    if deleted {
+        return Err(StoreError::StreamDeleted {
+            stream_id: stream_id.to_owned(),
+        });
+    }
+    if before_version > version + 1 {
+        return Err(StoreError::InvalidBatch {
+            stream_id: stream_id.to_owned(),
+            reason: format!(
+                "cannot truncate before version {before_version}: the stream is at version \
+                 {version} (at most {} removes every event)",
+                version + 1
+            ),
+        });
+    }
+    Ok(before_version > first_version)
+}
+
 /// The re-send rule, as every adapter applies it once an event id of `events` is found
 /// stored: `first_found` is the index in the batch of the first stored one, and
 /// `stored_stream` the stream it is stored in. A re-send must start with the batch's

@@ -228,7 +228,7 @@ use uuid::Uuid;
 
 use super::{
     ActualVersion, AppendOutcome, EventStore, EventVisitor, ExpectedVersion, RETENTION_STREAM,
-    RetentionEvent, RetentionOutcome, StoreError, validate_batch,
+    RetentionEvent, RetentionOutcome, StoreError, check_truncate, validate_batch,
 };
 use crate::event::{Metadata, NewEvent, RecordedEvent};
 use crate::projection::Projection;
@@ -855,6 +855,62 @@ impl PostgresEventStore {
 
     /// Starts a write transaction and claims one position first (the claim must be the
     /// transaction's first write; see the module docs).
+    /// Removes the events of `stream_id` before version `before` and moves the stream's
+    /// first version up to it (never down), in `tx`; returns how many were removed.
+    async fn cut_prefix(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        stream_id: &str,
+        before: i64,
+    ) -> Result<u64, StoreError> {
+        let t = &self.inner.tenant;
+        let removed = tx
+            .execute(
+                &format!(
+                    "DELETE FROM {} WHERE tenant = $1 AND stream_id = $2 AND version < $3",
+                    self.table("events")
+                ),
+                &[t, &stream_id, &before],
+            )
+            .await
+            .map_err(pg_error("removing a stream's oldest events"))?;
+        tx.execute(
+            &format!(
+                "UPDATE {} SET first_version = greatest(first_version, $3::bigint) \
+                 WHERE tenant = $1 AND stream_id = $2",
+                self.table("streams")
+            ),
+            &[t, &stream_id, &before],
+        )
+        .await
+        .map_err(pg_error("recording a stream's first version"))?;
+        Ok(removed)
+    }
+
+    /// Ends a retention operation: appends its `marker` to the log (at the claimed
+    /// `position`), commits, and wakes the commit notifier.
+    async fn commit_retention(
+        &self,
+        tx: deadpool_postgres::Transaction<'_>,
+        position: i64,
+        removed: u64,
+        marker: Option<RetentionEvent>,
+        doing: &'static str,
+    ) -> Result<RetentionOutcome, StoreError> {
+        let marker_position = match &marker {
+            Some(marker) => Some(self.append_marker(&tx, position, marker).await?),
+            None => None,
+        };
+        tx.commit().await.map_err(pg_error(doing))?;
+        if let Some(position) = marker_position {
+            self.notify_commit(position);
+        }
+        Ok(RetentionOutcome {
+            removed,
+            marker_position,
+        })
+    }
+
     async fn begin_claimed<'c>(
         &self,
         client: &'c mut deadpool_postgres::Object,
@@ -1263,15 +1319,8 @@ impl EventStore for PostgresEventStore {
             version: current.unwrap_or(0),
             removed,
         };
-        let marker_position = self.append_marker(&tx, position, &marker).await?;
-        tx.commit()
+        self.commit_retention(tx, position, removed, Some(marker), "committing a deletion")
             .await
-            .map_err(pg_error("committing a deletion"))?;
-        self.notify_commit(marker_position);
-        Ok(RetentionOutcome {
-            removed,
-            marker_position: Some(marker_position),
-        })
     }
 
     async fn truncate_stream(
@@ -1289,65 +1338,19 @@ impl EventStore for PostgresEventStore {
         else {
             return Ok(nothing);
         };
-        if deleted {
-            return Err(StoreError::StreamDeleted {
-                stream_id: stream_id.to_owned(),
-            });
-        }
-        if before_version > version + 1 {
-            return Err(StoreError::InvalidBatch {
-                stream_id: stream_id.to_owned(),
-                reason: format!(
-                    "cannot truncate before version {before_version}: the stream is at version \
-                     {version} (at most {} removes every event)",
-                    version + 1
-                ),
-            });
-        }
-        if before_version <= first_version {
+        if !check_truncate(stream_id, before_version, version, first_version, deleted)? {
             return Ok(nothing);
         }
-        let t = &self.inner.tenant;
-        let before = before_version as i64;
-        let removed = tx
-            .execute(
-                &format!(
-                    "DELETE FROM {} WHERE tenant = $1 AND stream_id = $2 AND version < $3",
-                    self.table("events")
-                ),
-                &[t, &stream_id, &before],
-            )
-            .await
-            .map_err(pg_error("truncating a stream"))?;
-        tx.execute(
-            &format!(
-                "UPDATE {} SET first_version = $3 WHERE tenant = $1 AND stream_id = $2",
-                self.table("streams")
-            ),
-            &[t, &stream_id, &before],
-        )
-        .await
-        .map_err(pg_error("recording a truncation"))?;
-        let marker_position = if removed > 0 {
-            let marker = RetentionEvent::StreamTruncated {
-                stream_id: stream_id.to_owned(),
-                before_version,
-                removed,
-            };
-            Some(self.append_marker(&tx, position, &marker).await?)
-        } else {
-            None
-        };
-        tx.commit()
-            .await
-            .map_err(pg_error("committing a truncation"))?;
-        if let Some(position) = marker_position {
-            self.notify_commit(position);
-        }
-        Ok(RetentionOutcome {
+        let removed = self
+            .cut_prefix(&tx, stream_id, before_version as i64)
+            .await?;
+        let marker = (removed > 0).then(|| RetentionEvent::StreamTruncated {
+            stream_id: stream_id.to_owned(),
+            before_version,
             removed,
-            marker_position,
-        })
+        });
+        self.commit_retention(tx, position, removed, marker, "committing a truncation")
+            .await
     }
 
     async fn expire(&self, recorded_before: SystemTime) -> Result<RetentionOutcome, StoreError> {
@@ -1371,49 +1374,16 @@ impl EventStore for PostgresEventStore {
         for cut in &cuts {
             let stream_id: String = cut.get(0);
             let last: i64 = cut.get(1);
-            removed += tx
-                .execute(
-                    &format!(
-                        "DELETE FROM {} WHERE tenant = $1 AND stream_id = $2 AND version <= $3",
-                        self.table("events")
-                    ),
-                    &[t, &stream_id, &last],
-                )
-                .await
-                .map_err(pg_error("expiring events"))?;
-            tx.execute(
-                &format!(
-                    "UPDATE {} SET first_version = greatest(first_version, $3::bigint + 1) \
-                     WHERE tenant = $1 AND stream_id = $2",
-                    self.table("streams")
-                ),
-                &[t, &stream_id, &last],
-            )
-            .await
-            .map_err(pg_error("recording an expiry"))?;
+            removed += self.cut_prefix(&tx, &stream_id, last + 1).await?;
         }
-        let marker_position = if removed > 0 {
-            let recorded_before_ms = recorded_before
+        let marker = (removed > 0).then(|| RetentionEvent::EventsExpired {
+            recorded_before_ms: recorded_before
                 .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-            let marker = RetentionEvent::EventsExpired {
-                recorded_before_ms,
-                removed,
-            };
-            Some(self.append_marker(&tx, position, &marker).await?)
-        } else {
-            None
-        };
-        tx.commit()
-            .await
-            .map_err(pg_error("committing an expiry"))?;
-        if let Some(position) = marker_position {
-            self.notify_commit(position);
-        }
-        Ok(RetentionOutcome {
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             removed,
-            marker_position,
-        })
+        });
+        self.commit_retention(tx, position, removed, marker, "committing an expiry")
+            .await
     }
 
     async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {

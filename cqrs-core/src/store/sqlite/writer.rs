@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use rusqlite::{Connection, OptionalExtension};
 use tokio::sync::{oneshot, watch};
 
-use super::read::{RowDecoder, StreamRow, stream_row};
+use super::read::{RowDecoder, stream_row};
 use super::views::{self, BatchOutcome, BatchWrite};
 use super::{SqliteFailure, from_nanos, nanos, sql_error};
 use crate::event::{Metadata, NewEvent};
@@ -20,7 +20,7 @@ use crate::projection::Projection;
 use crate::snapshot::Snapshot;
 use crate::store::{
     ActualVersion, AppendOutcome, ExpectedVersion, RETENTION_STREAM, RetentionEvent,
-    RetentionOutcome, StoreError,
+    RetentionOutcome, StoreError, check_truncate,
 };
 
 /// A write the thread performs.
@@ -577,6 +577,21 @@ fn outcome(
     })
 }
 
+/// Removes the events of `stream_id` before version `before` and moves the stream's first
+/// version up to it (never down); returns how many were removed.
+fn cut_prefix(conn: &Connection, stream_id: &str, before: i64) -> Result<u64, StoreError> {
+    let removed = conn
+        .prepare_cached("DELETE FROM events WHERE stream_id = ?1 AND version < ?2")
+        .and_then(|mut stmt| stmt.execute(rusqlite::params![stream_id, before]))
+        .map_err(sql_error("removing a stream's oldest events"))?;
+    conn.prepare_cached(
+        "UPDATE streams SET first_version = max(first_version, ?2) WHERE stream_id = ?1",
+    )
+    .and_then(|mut stmt| stmt.execute(rusqlite::params![stream_id, before]))
+    .map_err(sql_error("recording a stream's first version"))?;
+    Ok(removed as u64)
+}
+
 fn delete_stream(
     conn: &Connection,
     stream_id: &str,
@@ -633,37 +648,19 @@ fn truncate_stream(
             marker_position: None,
         });
     };
-    if row.deleted {
-        return Err(deleted(stream_id));
-    }
-    let StreamRow {
-        version,
-        first_version,
-        ..
-    } = row;
-    if before_version > version + 1 {
-        return Err(StoreError::InvalidBatch {
-            stream_id: stream_id.to_owned(),
-            reason: format!(
-                "cannot truncate before version {before_version}: the stream is at version \
-                 {version} (at most {} removes every event)",
-                version + 1
-            ),
-        });
-    }
-    if before_version <= first_version {
+    if !check_truncate(
+        stream_id,
+        before_version,
+        row.version,
+        row.first_version,
+        row.deleted,
+    )? {
         return Ok(RetentionOutcome {
             removed: 0,
             marker_position: None,
         });
     }
-    let removed = conn
-        .prepare_cached("DELETE FROM events WHERE stream_id = ?1 AND version < ?2")
-        .and_then(|mut stmt| stmt.execute(rusqlite::params![stream_id, to_i64(before_version)]))
-        .map_err(sql_error("truncating a stream"))? as u64;
-    conn.prepare_cached("UPDATE streams SET first_version = ?2 WHERE stream_id = ?1")
-        .and_then(|mut stmt| stmt.execute(rusqlite::params![stream_id, to_i64(before_version)]))
-        .map_err(sql_error("recording a stream's truncation"))?;
+    let removed = cut_prefix(conn, stream_id, to_i64(before_version))?;
     outcome(conn, removed, || RetentionEvent::StreamTruncated {
         stream_id: stream_id.to_owned(),
         before_version,
@@ -688,15 +685,7 @@ fn expire(conn: &Connection, recorded_before: SystemTime) -> Result<RetentionOut
         .map_err(sql_error("finding expired events"))?;
     let mut removed = 0u64;
     for (stream_id, last) in &cuts {
-        removed += conn
-            .prepare_cached("DELETE FROM events WHERE stream_id = ?1 AND version <= ?2")
-            .and_then(|mut stmt| stmt.execute(rusqlite::params![stream_id, last]))
-            .map_err(sql_error("expiring events"))? as u64;
-        conn.prepare_cached(
-            "UPDATE streams SET first_version = max(first_version, ?2 + 1) WHERE stream_id = ?1",
-        )
-        .and_then(|mut stmt| stmt.execute(rusqlite::params![stream_id, last]))
-        .map_err(sql_error("recording a stream's expiry"))?;
+        removed += cut_prefix(conn, stream_id, last + 1)?;
     }
     let recorded_before_ms = recorded_before
         .duration_since(SystemTime::UNIX_EPOCH)
