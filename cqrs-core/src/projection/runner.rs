@@ -140,9 +140,8 @@ impl ProjectionRunner {
             name,
             core,
             position: position_rx,
-            stop: stop_tx,
             rebuild: rebuild_tx,
-            task: Some(task),
+            task: Task::new(stop_tx, task),
         }
     }
 
@@ -176,9 +175,48 @@ pub struct RunnerHandle {
     name: String,
     core: Arc<Core>,
     position: watch::Receiver<u64>,
-    stop: watch::Sender<bool>,
     rebuild: watch::Sender<u64>,
+    task: Task,
+}
+
+/// A spawned runner's task and its stop signal (of a [`RunnerHandle`] or a
+/// [`SagaHandle`](super::SagaHandle)): dropped, it tells the task to stop.
+pub(super) struct Task {
+    stop: watch::Sender<bool>,
     task: Option<JoinHandle<Result<(), StoreError>>>,
+}
+
+impl Task {
+    pub(super) fn new(stop: watch::Sender<bool>, task: JoinHandle<Result<(), StoreError>>) -> Self {
+        Self {
+            stop,
+            task: Some(task),
+        }
+    }
+
+    /// Kills the task at once.
+    pub(super) fn abort(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
+    /// Tells the task to stop and waits for it; its error if it failed.
+    pub(super) async fn stop(&mut self) -> Result<(), StoreError> {
+        let _ = self.stop.send(true);
+        match self.task.take() {
+            Some(task) => task
+                .await
+                .unwrap_or_else(|e| Err(StoreError::Backend(e.to_string().into()))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
 }
 
 impl RunnerHandle {
@@ -282,26 +320,12 @@ impl RunnerHandle {
     /// committed either commits whole or not at all; the next runner resumes from the
     /// stored checkpoint.
     pub fn abort(mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-        }
+        self.task.abort();
     }
 
     /// Stops the runner and waits for it; returns its error if it failed.
     pub async fn stop(mut self) -> Result<(), StoreError> {
-        let _ = self.stop.send(true);
-        match self.task.take() {
-            Some(task) => task
-                .await
-                .unwrap_or_else(|e| Err(StoreError::Backend(e.to_string().into()))),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for RunnerHandle {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        self.task.stop().await
     }
 }
 

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+use super::runner::Task;
 use super::{
     BatchError, DeadLetter, DocChange, Projection, ProjectionBatch, ProjectionError, RunnerOptions,
     ViewStore,
@@ -224,9 +224,8 @@ impl SagaRunner {
             }
         });
         SagaHandle {
-            stop: stop_tx,
             position: position_rx,
-            task: Some(task),
+            task: Task::new(stop_tx, task),
         }
     }
 
@@ -392,9 +391,8 @@ fn letter(
 
 /// Controls a running [`SagaRunner`]; dropping it stops the runner.
 pub struct SagaHandle {
-    stop: watch::Sender<bool>,
     position: watch::Receiver<u64>,
-    task: Option<JoinHandle<Result<(), StoreError>>>,
+    task: Task,
 }
 
 impl SagaHandle {
@@ -421,18 +419,6 @@ impl SagaHandle {
 
     /// Stops the runner and waits for it.
     pub async fn stop(mut self) -> Result<(), StoreError> {
-        let _ = self.stop.send(true);
-        match self.task.take() {
-            Some(task) => task
-                .await
-                .unwrap_or_else(|e| Err(StoreError::Backend(e.to_string().into()))),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for SagaHandle {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        self.task.stop().await
     }
 }
