@@ -8,6 +8,13 @@
 //! authentication, a migration that fails) fails the test.
 #![cfg(feature = "postgres")]
 
+/// Only the PostgreSQL part of `tests/common` (`tests/common/postgres.rs`).
+mod common {
+    pub(crate) mod postgres;
+}
+
+use common::postgres::{kv_url, schema_name, store_or_skip, unreachable, url};
+
 use std::time::Duration;
 
 use cqrs_core::store::postgres::{
@@ -15,43 +22,6 @@ use cqrs_core::store::postgres::{
 };
 use cqrs_core::store::{EventStore, ExpectedVersion};
 use cqrs_core::{Metadata, NewEvent, StoreError};
-
-fn url() -> String {
-    std::env::var("CQRS_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-fn schema_name() -> String {
-    format!("cqrs_test_{}", uuid::Uuid::now_v7().simple())
-}
-
-/// The connect error, if the server did not answer at all.
-fn unreachable(e: &StoreError) -> Option<&PostgresConnectError> {
-    match e {
-        StoreError::Backend(source) => source
-            .downcast_ref::<PostgresConnectError>()
-            .filter(|c| c.is_unreachable()),
-        _ => None,
-    }
-}
-
-/// `Some(store)`, or `None` (skip, reason printed) when the server is unreachable outside
-/// CI; panics on any other error, and on every error when `CI=true`.
-fn store_or_skip(result: Result<PostgresEventStore, StoreError>) -> Option<PostgresEventStore> {
-    match result {
-        Ok(store) => Some(store),
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("PostgreSQL at {} failed and CI=true: {e}", url())
-        }
-        Err(e) => match unreachable(&e) {
-            Some(reason) => {
-                eprintln!("skipped: {reason}");
-                None
-            }
-            None => panic!("connecting to PostgreSQL at {} failed: {e}", url()),
-        },
-    }
-}
 
 async fn open(schema: &str, tenant: &str) -> Option<PostgresEventStore> {
     store_or_skip(
@@ -105,7 +75,7 @@ async fn invalid_schema_names_are_refused_before_connecting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_transaction_holds_later_commits_back_and_nothing_is_skipped() {
-    let schema = schema_name();
+    let schema = schema_name("cqrs_test");
     let Some(store) = open(&schema, "").await else {
         return;
     };
@@ -168,7 +138,7 @@ async fn an_open_transaction_holds_later_commits_back_and_nothing_is_skipped() {
 
 #[tokio::test]
 async fn a_claim_in_a_transaction_that_already_holds_an_xid_is_refused() {
-    let schema = schema_name();
+    let schema = schema_name("cqrs_test");
     let Some(store) = open(&schema, "").await else {
         return;
     };
@@ -189,7 +159,7 @@ async fn a_claim_in_a_transaction_that_already_holds_an_xid_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_cannot_read_or_overwrite_each_other() {
-    let schema = schema_name();
+    let schema = schema_name("cqrs_test");
     let Some(a) = open(&schema, "a").await else {
         return;
     };
@@ -223,7 +193,7 @@ async fn tenants_cannot_read_or_overwrite_each_other() {
 
 #[tokio::test]
 async fn a_newer_schema_is_refused() {
-    let schema = schema_name();
+    let schema = schema_name("cqrs_test");
     let Some(store) = open(&schema, "").await else {
         return;
     };
@@ -264,7 +234,7 @@ async fn an_unreachable_server_is_told_apart_from_other_failures() {
         assert!(unreachable(&err).is_some(), "{url}: {err:?}");
     }
     // A server that answers but refuses the session is a failure, not a skip.
-    let schema = schema_name();
+    let schema = schema_name("cqrs_test");
     let Some(store) = open(&schema, "").await else {
         return;
     };
@@ -284,29 +254,9 @@ async fn an_unreachable_server_is_told_apart_from_other_failures() {
     drop_schema(&store).await;
 }
 
-/// The server of `url()` as a key=value string for `user` (and `password`).
-fn kv_url(user: &str, password: Option<&str>) -> String {
-    let config: tokio_postgres::Config = url().parse().unwrap();
-    let mut parts = Vec::new();
-    if let Some(tokio_postgres::config::Host::Tcp(host)) = config.get_hosts().first() {
-        parts.push(format!("host={host}"));
-    }
-    if let Some(port) = config.get_ports().first() {
-        parts.push(format!("port={port}"));
-    }
-    if let Some(db) = config.get_dbname() {
-        parts.push(format!("dbname={db}"));
-    }
-    parts.push(format!("user={user}"));
-    if let Some(pw) = password {
-        parts.push(format!("password={pw}"));
-    }
-    parts.join(" ")
-}
-
 #[tokio::test]
 async fn sslmode_disable_connects_and_require_fails_with_a_tls_error_without_server_tls() {
-    let schema = schema_name();
+    let schema = schema_name("cqrs_test");
     let Some(store) = store_or_skip(
         PostgresOptions::new(url_with("sslmode=disable"))
             .schema(&schema)
@@ -361,7 +311,7 @@ async fn sslmode_disable_connects_and_require_fails_with_a_tls_error_without_ser
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_role_can_append_and_read_but_never_update_or_delete_events() {
-    let schema = schema_name();
+    let schema = schema_name("cqrs_test");
     let Some(owner) = open(&schema, "").await else {
         return;
     };
@@ -464,7 +414,7 @@ async fn writer_role_checks(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_epoch_releases_rows_with_foreign_transaction_ids_and_nothing_else() {
-    let schema = schema_name();
+    let schema = schema_name("cqrs_test");
     let Some(store) = open(&schema, "").await else {
         return;
     };

@@ -13,6 +13,13 @@
 //! unreachable, failing instead when `CI=true`.
 #![cfg(feature = "postgres")]
 
+/// Only the PostgreSQL part of `tests/common` (`tests/common/postgres.rs`).
+mod common {
+    pub(crate) mod postgres;
+}
+
+use common::postgres::{connect, schema_name, url};
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,15 +31,6 @@ use cqrs_core::{Metadata, NewEvent, RecordedEvent, StoreError};
 use tokio_postgres::types::Json;
 use uuid::Uuid;
 
-fn url() -> String {
-    std::env::var("CQRS_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-fn schema_name() -> String {
-    format!("cqrs_torture_{}", Uuid::now_v7().simple())
-}
-
 fn options(schema: &str) -> PostgresOptions {
     PostgresOptions::new(url())
         .schema(schema)
@@ -41,16 +39,7 @@ fn options(schema: &str) -> PostgresOptions {
 }
 
 async fn open(schema: &str) -> Option<PostgresEventStore> {
-    match options(schema).connect().await {
-        Ok(store) => Some(store),
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("PostgreSQL at {} is unreachable and CI=true: {e}", url())
-        }
-        Err(e) => {
-            eprintln!("skipped: PostgreSQL at {} is unreachable: {e}", url());
-            None
-        }
-    }
+    connect(options(schema)).await
 }
 
 async fn drop_schema(store: &PostgresEventStore) {
@@ -187,7 +176,7 @@ async fn page_once(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn out_of_order_commits_never_make_a_reader_skip_or_repeat() {
-    let schema = schema_name();
+    let schema = schema_name("cqrs_torture");
     let Some(store) = open(&schema).await else {
         return;
     };
@@ -463,7 +452,7 @@ async fn out_of_order_commits_never_make_a_reader_skip_or_repeat() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_ambiguous_commit_is_resolved_by_re_sending_the_batch() {
-    let schema = schema_name();
+    let schema = schema_name("cqrs_torture");
     let Some(store) = open(&schema).await else {
         return;
     };
@@ -588,7 +577,7 @@ async fn an_ambiguous_commit_is_resolved_by_re_sending_the_batch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn heavy_same_stream_contention_keeps_versions_gapless() {
-    let schema = schema_name();
+    let schema = schema_name("cqrs_torture");
     let Some(store) = open(&schema).await else {
         return;
     };

@@ -7,6 +7,13 @@
 //! `CI=true`. Every test works in a schema of its own and drops it.
 #![cfg(feature = "postgres")]
 
+/// Only the PostgreSQL part of `tests/common` (`tests/common/postgres.rs`).
+mod common {
+    pub(crate) mod postgres;
+}
+
+use common::postgres::{kv_url, schema_name, store_or_skip, url};
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,38 +23,9 @@ use cqrs_core::projection::{
     BatchError, DeadLetter, DocChange, Projection, ProjectionBatch, ProjectionError,
     ProjectionState, ViewStore,
 };
-use cqrs_core::store::postgres::{PostgresConnectError, PostgresEventStore, PostgresOptions};
+use cqrs_core::store::postgres::{PostgresEventStore, PostgresOptions};
 use cqrs_core::store::{EventStore, ExpectedVersion};
 use cqrs_core::{Metadata, NewEvent, StoreError};
-
-fn url() -> String {
-    std::env::var("CQRS_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-fn schema_name() -> String {
-    format!("cqrs_test_{}", uuid::Uuid::now_v7().simple())
-}
-
-/// `Some(store)`, or `None` (skip, reason printed) when the server is unreachable outside
-/// CI; panics on any other error, and on every error when `CI=true`.
-fn store_or_skip(result: Result<PostgresEventStore, StoreError>) -> Option<PostgresEventStore> {
-    match result {
-        Ok(store) => Some(store),
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("PostgreSQL at {} failed and CI=true: {e}", url())
-        }
-        Err(StoreError::Backend(source))
-            if source
-                .downcast_ref::<PostgresConnectError>()
-                .is_some_and(|c| c.is_unreachable()) =>
-        {
-            eprintln!("skipped: {source}");
-            None
-        }
-        Err(e) => panic!("connecting to PostgreSQL at {} failed: {e}", url()),
-    }
-}
 
 async fn open_with(options: PostgresOptions) -> Option<PostgresEventStore> {
     store_or_skip(
@@ -66,21 +44,18 @@ async fn drop_schema(store: &PostgresEventStore) {
     store.drop_schema().await.unwrap();
 }
 
-/// Runs `test` with a store in a fresh schema, and drops the schema even if it fails.
+/// Runs `test` with a store of `tenant` in a fresh schema, and drops the schema even if
+/// it fails.
 async fn with_store<F, Fut>(tenant: &str, test: F)
 where
     F: FnOnce(PostgresEventStore) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let schema = schema_name();
-    let Some(store) = open(&schema, tenant).await else {
-        return;
-    };
-    let outcome = tokio::spawn(test(store.clone())).await;
-    drop_schema(&store).await;
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    let options = PostgresOptions::new(url())
+        .schema(schema_name("cqrs_test"))
+        .tenant(tenant)
+        .read_wait(Duration::from_millis(200));
+    common::postgres::with_store(options, test).await;
 }
 
 /// The first `n` events of the global log. A transaction anywhere in the cluster (another
@@ -94,6 +69,22 @@ async fn all_events(store: &PostgresEventStore, n: usize) -> Vec<RecordedEvent> 
             return events;
         }
     }
+}
+
+/// Appends one `Ticked` to each of the streams `acct-0` .. `acct-{n-1}` and returns
+/// the `n` events as the log records them.
+async fn one_tick_each(store: &PostgresEventStore, n: usize) -> Vec<RecordedEvent> {
+    for k in 0..n {
+        store
+            .append(
+                &format!("acct-{k}"),
+                ExpectedVersion::NoStream,
+                vec![event("Ticked")],
+            )
+            .await
+            .unwrap();
+    }
+    all_events(store, n).await
 }
 
 fn event(event_type: &'static str) -> NewEvent {
@@ -529,7 +520,7 @@ impl Projection for Shared {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inline_appends_to_different_streams_never_wait_on_each_other() {
-    let schema = schema_name();
+    let schema = schema_name("cqrs_test");
     let Some(store) = open(&schema, "").await else {
         return;
     };
@@ -658,7 +649,7 @@ async fn inline_appends_to_different_streams_never_wait_on_each_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_document_shared_by_streams_never_loses_an_update() {
-    let schema = schema_name();
+    let schema = schema_name("cqrs_test");
     let Some(store) = open(&schema, "").await else {
         return;
     };
@@ -875,17 +866,7 @@ async fn a_batch_commits_documents_and_checkpoint_together_or_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_batch_commits_nothing() {
     with_store("", |store| async move {
-        for n in 0..3 {
-            store
-                .append(
-                    &format!("acct-{n}"),
-                    ExpectedVersion::NoStream,
-                    vec![event("Ticked")],
-                )
-                .await
-                .unwrap();
-        }
-        let events = all_events(&store, 3).await;
+        let events = one_tick_each(&store, 3).await;
         // Not the stored checkpoint (0).
         let err = store.commit_batch(batch(0, 5, &events)).await.unwrap_err();
         assert!(
@@ -1016,17 +997,7 @@ async fn parked_events_are_listed_in_position_order_and_resolved() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuild_keeps_the_old_generation_readable_until_it_is_activated() {
     with_store("", |store| async move {
-        for n in 0..3 {
-            store
-                .append(
-                    &format!("acct-{n}"),
-                    ExpectedVersion::NoStream,
-                    vec![event("Ticked")],
-                )
-                .await
-                .unwrap();
-        }
-        let events = all_events(&store, 3).await;
+        let events = one_tick_each(&store, 3).await;
         store.commit_batch(batch(0, 0, &events)).await.unwrap();
         let failing = &events[2];
         store
@@ -1123,7 +1094,7 @@ async fn a_rebuild_keeps_the_old_generation_readable_until_it_is_activated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_do_not_see_each_others_views() {
-    let schema = schema_name();
+    let schema = schema_name("cqrs_test");
     let Some(a) = open(&schema, "a").await else {
         return;
     };
@@ -1182,26 +1153,9 @@ async fn tenants_do_not_see_each_others_views() {
     }
 }
 
-/// The server of `url()` as a key=value string for `user` (and `password`).
-fn kv_url(user: &str, password: &str) -> String {
-    let config: tokio_postgres::Config = url().parse().unwrap();
-    let mut parts = Vec::new();
-    if let Some(tokio_postgres::config::Host::Tcp(host)) = config.get_hosts().first() {
-        parts.push(format!("host={host}"));
-    }
-    if let Some(port) = config.get_ports().first() {
-        parts.push(format!("port={port}"));
-    }
-    if let Some(db) = config.get_dbname() {
-        parts.push(format!("dbname={db}"));
-    }
-    parts.push(format!("user={user} password={password}"));
-    parts.join(" ")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_writer_role_runs_inline_projections_batches_and_rebuilds() {
-    let schema = schema_name();
+    let schema = schema_name("cqrs_test");
     let Some(owner) = open(&schema, "").await else {
         return;
     };
@@ -1221,7 +1175,7 @@ async fn the_writer_role_runs_inline_projections_batches_and_rebuilds() {
         let (owner, schema, role) = (owner.clone(), schema.clone(), role.clone());
         async move {
             owner.grant_writer(&role).await.unwrap();
-            let writer = PostgresOptions::new(kv_url(&role, &password))
+            let writer = PostgresOptions::new(kv_url(&role, Some(&password)))
                 .schema(&schema)
                 .read_wait(Duration::from_millis(200))
                 .connect()
@@ -1343,7 +1297,7 @@ async fn the_commit_notifier_reports_the_highest_position_committed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_inline_append_leaves_no_transaction_on_the_pooled_connection() {
-    let schema = schema_name();
+    let schema = schema_name("cqrs_test");
     // One connection: whatever the cancelled append left on it, the next call meets.
     let Some(store) = open_with(PostgresOptions::new(url()).schema(&schema).pool_size(1)).await
     else {

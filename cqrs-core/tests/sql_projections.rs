@@ -507,44 +507,27 @@ mod sqlite {
 }
 
 #[cfg(feature = "postgres")]
+/// Only the PostgreSQL part of `tests/common` (`tests/common/postgres.rs`).
+mod common {
+    pub(crate) mod postgres;
+}
+
+#[cfg(feature = "postgres")]
 mod postgres {
-    use cqrs_core::store::postgres::{PostgresConnectError, PostgresEventStore, PostgresOptions};
+    use cqrs_core::store::postgres::{PostgresEventStore, PostgresOptions};
 
     use super::*;
+    use crate::common::postgres::{schema_name, url};
 
-    fn url() -> String {
-        std::env::var("CQRS_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-    }
-
-    /// A store in a fresh schema, or `None` (skip, reason printed) when the server is
-    /// unreachable outside CI.
-    async fn open() -> Option<PostgresEventStore> {
-        let schema = format!("cqrs_sqlproj_{}", Uuid::now_v7().simple());
-        match PostgresOptions::new(url())
-            .schema(schema)
-            .read_wait(Duration::from_millis(200))
-            .connect()
-            .await
-        {
-            Ok(store) => Some(store),
-            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-                panic!("PostgreSQL at {} failed and CI=true: {e}", url())
-            }
-            Err(StoreError::Backend(source))
-                if source
-                    .downcast_ref::<PostgresConnectError>()
-                    .is_some_and(|c| c.is_unreachable()) =>
-            {
-                eprintln!("skipped: {source}");
-                None
-            }
-            Err(e) => panic!("connecting to PostgreSQL at {} failed: {e}", url()),
-        }
-    }
-
-    async fn drop_schema(store: &PostgresEventStore) {
-        store.drop_schema().await.unwrap();
+    async fn with_store<F, Fut>(test: F)
+    where
+        F: FnOnce(PostgresEventStore) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let options = PostgresOptions::new(url())
+            .schema(schema_name("cqrs_sqlproj"))
+            .read_wait(Duration::from_millis(200));
+        common::postgres::with_store(options, test).await;
     }
 
     #[async_trait]
@@ -573,20 +556,6 @@ mod postgres {
                 .iter()
                 .map(|r| (r.get(0), (r.get(1), r.get(2))))
                 .collect()
-        }
-    }
-
-    /// Runs `test` on a store in a fresh schema and drops the schema, whatever happens.
-    async fn with_store<F, Fut>(test: F)
-    where
-        F: FnOnce(PostgresEventStore) -> Fut,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let Some(store) = open().await else { return };
-        let outcome = tokio::spawn(test(store.clone())).await;
-        drop_schema(&store).await;
-        if let Err(e) = outcome {
-            std::panic::resume_unwind(e.into_panic());
         }
     }
 
