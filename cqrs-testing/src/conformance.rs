@@ -124,26 +124,15 @@ pub use concurrent::{concurrent_writers, global_log_under_writes};
 pub use model::model_based;
 pub use retention::{delete_stream, expire, snapshots, truncate_stream};
 
-/// The names of every case, in the order [`run_all`] and the macro run them.
-pub const CASES: &[&str] = &[
-    "expected_versions",
-    "invalid_batches",
-    "atomic_batches",
-    "idempotent_appends",
-    "conflicting_resends",
-    "partial_resends",
-    "stream_reads",
-    "global_log",
-    "model_based",
-    "concurrent_writers",
-    "global_log_under_writes",
-    "undecodable_events",
-    "corrupt_rows",
-    "snapshots",
-    "delete_stream",
-    "truncate_stream",
-    "expire",
-];
+/// The names of every case, in the order [`run_all`] and the macros run them.
+pub const CASES: &[&str] = {
+    macro_rules! names {
+        ($($case:ident)*) => {
+            &[$(stringify!($case)),*]
+        };
+    }
+    crate::conformance_case_names!([names])
+};
 
 /// A boxed future, as a [`CorruptHook`] returns.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -342,31 +331,13 @@ where
 {
     let mut failures = Vec::new();
     macro_rules! case {
-        ($($case:ident),* $(,)?) => {$(
+        ($($case:ident)*) => {$(
             if let Err(failure) = $case(factory().await, config).await {
                 failures.push(failure);
             }
         )*};
     }
-    case!(
-        expected_versions,
-        invalid_batches,
-        atomic_batches,
-        idempotent_appends,
-        conflicting_resends,
-        partial_resends,
-        stream_reads,
-        global_log,
-        model_based,
-        concurrent_writers,
-        global_log_under_writes,
-        undecodable_events,
-        corrupt_rows,
-        snapshots,
-        delete_stream,
-        truncate_stream,
-        expire,
-    );
+    crate::conformance_case_names!([case]);
     if failures.is_empty() {
         Ok(())
     } else {
@@ -420,37 +391,14 @@ pub fn __block_on(case: impl Future<Output = Result<(), Failure>>) {
 #[macro_export]
 macro_rules! event_store_conformance {
     ($name:ident, $factory:expr $(,)?) => {
-        $crate::event_store_conformance!(
-            $name,
-            $factory,
-            $crate::conformance::Config::default()
-        );
+        $crate::event_store_conformance!($name, $factory, $crate::conformance::Config::default());
     };
     ($name:ident, $factory:expr, $config:expr $(,)?) => {
         #[allow(unused_imports)]
         mod $name {
             use super::*;
 
-            $crate::__conformance_cases!(
-                ($factory, $config)
-                expected_versions
-                invalid_batches
-                atomic_batches
-                idempotent_appends
-                conflicting_resends
-                partial_resends
-                stream_reads
-                global_log
-                model_based
-                concurrent_writers
-                global_log_under_writes
-                undecodable_events
-                corrupt_rows
-                snapshots
-                delete_stream
-                truncate_stream
-                expire
-            );
+            $crate::conformance_case_names!([$crate::__conformance_cases]($factory, $config));
         }
     };
 }
@@ -469,4 +417,46 @@ macro_rules! __conformance_cases {
             });
         }
     )*};
+}
+
+/// `conformance_case_names!([callback] args..)` expands to `callback!(args.. case ..)`
+/// with the name of every conformance case, in [`CASES`] order: the one list that
+/// [`CASES`], [`run_all`](crate::conformance::run_all) and
+/// [`event_store_conformance!`] are generated from. For a harness that needs its own
+/// per-case set-up (the PostgreSQL suite gives each case a schema of its own and drops
+/// it), so that a new case is never left out of it.
+///
+/// ```
+/// macro_rules! count {
+///     ($($case:ident)*) => { [$(stringify!($case)),*].len() };
+/// }
+/// assert_eq!(
+///     cqrs_testing::conformance_case_names!([count]),
+///     cqrs_testing::conformance::CASES.len()
+/// );
+/// ```
+#[macro_export]
+macro_rules! conformance_case_names {
+    ([$($callback:tt)*] $($args:tt)*) => {
+        $($callback)*! {
+            $($args)*
+            expected_versions
+            invalid_batches
+            atomic_batches
+            idempotent_appends
+            conflicting_resends
+            partial_resends
+            stream_reads
+            global_log
+            model_based
+            concurrent_writers
+            global_log_under_writes
+            undecodable_events
+            corrupt_rows
+            snapshots
+            delete_stream
+            truncate_stream
+            expire
+        }
+    };
 }

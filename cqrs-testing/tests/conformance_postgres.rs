@@ -65,22 +65,4 @@ macro_rules! cases {
     )*};
 }
 
-cases!(
-    expected_versions
-    invalid_batches
-    atomic_batches
-    idempotent_appends
-    conflicting_resends
-    partial_resends
-    stream_reads
-    global_log
-    model_based
-    concurrent_writers
-    global_log_under_writes
-    undecodable_events
-    corrupt_rows
-    snapshots
-    delete_stream
-    truncate_stream
-    expire
-);
+cqrs_testing::conformance_case_names!([cases]);

@@ -489,6 +489,7 @@ pub fn recorded_from_new(
 /// The shared preconditions of [`EventStore::truncate_stream`] on a stream at `version`
 /// whose oldest kept event is `first_version` (`deleted`: tombstoned). `Ok(false)`: there
 /// is nothing before `before_version` left to remove.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn check_truncate(
     stream_id: &str,
     before_version: u64,
